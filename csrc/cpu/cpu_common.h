@@ -1,0 +1,123 @@
+// Types shared by the CPU dispatcher glue and the kernel loops (kernels.h).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "../common.h"
+
+namespace inception_dwconv {
+
+// Strides of a 4-D tensor in (n, c, h, w) order.
+struct Strides4 {
+  int64_t n, c, h, w;
+  explicit Strides4(const at::Tensor& t) : n(t.stride(0)), c(t.stride(1)), h(t.stride(2)), w(t.stride(3)) {}
+};
+
+// Per-branch weights in the accumulation type, prepared once per call.
+//  plane[b]:      (gc, kh, kw), optionally flipped in both spatial axes (grad_x is a correlation of
+//                 grad_out with the flipped kernel);
+//  cl_tiled[b]:   (kh * kw, W * gc): for each tap, the gc channel weights repeated for each of the
+//                 W pixels of a channels_last row, so a tap is one flat loop over the row;
+//  bias[b], bias_tiled[b]: (gc) and (W * gc); zero when there is no bias.
+template <typename acc_t>
+struct BranchWeights {
+  std::vector<acc_t> plane[3], cl_tiled[3], bias[3], bias_tiled[3];
+
+  BranchWeights(const Geometry& g, const at::Tensor* const ws[3], const std::optional<at::Tensor>* const bs[3],
+                bool flip, bool tiled) {
+    const auto acc_scalar = c10::CppTypeToScalarType<acc_t>::value;
+    for (int b = 0; b < 3; ++b) {
+      at::Tensor w = ws[b]->to(acc_scalar).reshape({g.gc, g.kh[b], g.kw[b]});
+      if (flip) w = w.flip({1, 2});
+      w = w.contiguous();
+      const acc_t* wp = w.data_ptr<acc_t>();
+      plane[b].assign(wp, wp + w.numel());
+      bias[b].assign(g.gc, acc_t(0));
+      if (bs != nullptr && bs[b]->has_value() && (*bs[b])->defined()) {
+        at::Tensor bb = (*bs[b])->to(acc_scalar).contiguous();
+        std::copy(bb.data_ptr<acc_t>(), bb.data_ptr<acc_t>() + g.gc, bias[b].begin());
+      }
+      if (!tiled) continue;
+      const int64_t taps = g.taps(b), len = g.W * g.gc;
+      cl_tiled[b].resize(taps * len);
+      bias_tiled[b].resize(len);
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t x = 0; x < g.W; ++x)
+          for (int64_t k = 0; k < g.gc; ++k) cl_tiled[b][t * len + x * g.gc + k] = wp[k * taps + t];
+      for (int64_t x = 0; x < g.W; ++x)
+        for (int64_t k = 0; k < g.gc; ++k) bias_tiled[b][x * g.gc + k] = bias[b][k];
+    }
+  }
+};
+
+// Below this map width a plane row is too short for the vector unit: use the row kernels.
+constexpr int64_t kPlanesMinWidth = 32;
+
+// Weight-grad partials: one block per work item, laid out (branch, tap or bias, channel), taps
+// padded to max_taps + 1 (the last slot is the bias). Reduced over items in index order.
+struct PartialLayout {
+  int64_t gc, slots;  // slots = max_taps + 1
+  int64_t item_size() const { return 3 * slots * gc; }
+  int64_t at(int b, int64_t t, int64_t k) const { return (b * slots + t) * gc + k; }
+};
+
+// Which loops run: channels innermost (rows, identity per pixel), or NCHW-like strides with the
+// identity channels copied as planes and the conv channels by rows (small maps) or by planes.
+enum class Path { kChannelsLast, kRows, kPlanes };
+
+inline Path choose_path(const Geometry& g, bool channels_last) {
+  if (channels_last) return Path::kChannelsLast;
+  return g.W < kPlanesMinWidth ? Path::kRows : Path::kPlanes;
+}
+
+// How the row kernels split each image's rows into work items: a function of the shape
+// only (never of the thread count), so weight-grad partials and their sum are reproducible.
+struct RowChunks {
+  int64_t rows_per_item = 1, items_per_image = 0;
+  explicit RowChunks(const Geometry& g) {
+    if (g.H == 0) return;
+    const int64_t want_per_image = std::max<int64_t>(1, (16 + g.N - 1) / std::max<int64_t>(g.N, 1));
+    rows_per_item = std::max<int64_t>(std::min<int64_t>(g.H, 8), (g.H + want_per_image - 1) / want_per_image);
+    items_per_image = (g.H + rows_per_item - 1) / rows_per_item;
+  }
+  int64_t items(const Geometry& g) const { return g.N * items_per_image; }
+};
+
+// x86-64 builds also compile the kernels for AVX2 + FMA, picked at run time (kernels_avx2.cpp).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define INCEPTION_DWCONV_X86 1
+#endif
+bool cpu_has_avx2_kernels();
+
+// The kernel entry points, compiled once per instruction set (kernels_generic.cpp, kernels_avx2.cpp).
+#define INCEPTION_DWCONV_DECLARE_CPU_KERNELS(NS)                                                              \
+  namespace NS {                                                                                              \
+  template <typename scalar_t>                                                                                \
+  void forward(const Geometry& g, Path path, const at::Tensor& x,                                    \
+               const BranchWeights<at::opmath_type<scalar_t>>& bw, at::Tensor& y);                            \
+  template <typename scalar_t>                                                                                \
+  void backward(const Geometry& g, Path path, const at::Tensor& gy, const at::Tensor& x,             \
+                const BranchWeights<at::opmath_type<scalar_t>>& flipped, at::Tensor* gx,                      \
+                at::opmath_type<scalar_t>* part, const PartialLayout& L);                                     \
+  }
+
+INCEPTION_DWCONV_DECLARE_CPU_KERNELS(generic)
+#if defined(INCEPTION_DWCONV_X86)
+INCEPTION_DWCONV_DECLARE_CPU_KERNELS(avx2)
+#endif
+
+#define INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(T)                                                          \
+  template void forward<T>(const Geometry&, Path, const at::Tensor&, const BranchWeights<at::opmath_type<T>>&, \
+                           at::Tensor&);                                                                     \
+  template void backward<T>(const Geometry&, Path, const at::Tensor&, const at::Tensor&,                       \
+                            const BranchWeights<at::opmath_type<T>>&, at::Tensor*, at::opmath_type<T>*,        \
+                            const PartialLayout&);
+
+}  // namespace inception_dwconv

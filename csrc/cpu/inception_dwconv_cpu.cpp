@@ -1,0 +1,126 @@
+// The CPU dispatcher glue of the fused ops: checks, output allocation, weight preparation, the
+// choice of instruction set, and the deterministic reduction of the weight-grad partials.
+// The loops themselves are in kernels.h.
+#include <torch/library.h>
+
+#include "cpu_common.h"
+
+namespace inception_dwconv {
+namespace {
+
+bool use_avx2() {
+  static const bool yes = cpu_has_avx2_kernels();
+  return yes;
+}
+
+template <typename scalar_t>
+void run_forward(const Geometry& g, Path path, const at::Tensor& x, const BranchWeights<at::opmath_type<scalar_t>>& bw,
+                 at::Tensor& y) {
+#if defined(INCEPTION_DWCONV_X86)
+  if (use_avx2()) return avx2::forward<scalar_t>(g, path, x, bw, y);
+#endif
+  generic::forward<scalar_t>(g, path, x, bw, y);
+}
+
+template <typename scalar_t>
+void run_backward(const Geometry& g, Path path, const at::Tensor& gy, const at::Tensor& x,
+                  const BranchWeights<at::opmath_type<scalar_t>>& flipped, at::Tensor* gx,
+                  at::opmath_type<scalar_t>* part, const PartialLayout& L) {
+#if defined(INCEPTION_DWCONV_X86)
+  if (use_avx2()) return avx2::backward<scalar_t>(g, path, gy, x, flipped, gx, part, L);
+#endif
+  generic::backward<scalar_t>(g, path, gy, x, flipped, gx, part, L);
+}
+
+at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const std::optional<at::Tensor>& b_hw,
+                             const at::Tensor& w_w, const std::optional<at::Tensor>& b_w, const at::Tensor& w_h,
+                             const std::optional<at::Tensor>& b_h, int64_t dilation) {
+  const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);
+  check_bias(x, b_hw, g.gc, "bias_hw");
+  check_bias(x, b_w, g.gc, "bias_w");
+  check_bias(x, b_h, g.gc, "bias_h");
+  TORCH_CHECK(x.device().is_cpu(), "fused_forward (CPU kernel) got x on ", x.device());
+  const bool cl = is_channels_last_like(x);
+  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
+  if (y.numel() == 0) return y;
+  const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
+  const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_forward_cpu", [&] {
+    const Path path = choose_path(g, cl);
+    BranchWeights<at::opmath_type<scalar_t>> bw(g, ws, bs, /*flip=*/false, /*tiled=*/path != Path::kPlanes);
+    run_forward<scalar_t>(g, path, x, bw, y);
+  });
+  return y;
+}
+
+// Sums the per-item partials in item order; returns (grad_w, grad_b) per branch in the weights' dtype.
+template <typename acc_t>
+std::vector<at::Tensor> reduce_weight_partials(const Geometry& g, const PartialLayout& L, const std::vector<acc_t>& part,
+                                               int64_t items, const at::TensorOptions& opts) {
+  std::vector<acc_t> total(L.item_size(), acc_t(0));
+  for (int64_t it = 0; it < items; ++it) {
+    const acc_t* p = part.data() + it * L.item_size();
+    for (int64_t e = 0; e < L.item_size(); ++e) total[e] += p[e];
+  }
+  const auto acc_scalar = c10::CppTypeToScalarType<acc_t>::value;
+  std::vector<at::Tensor> out;
+  for (int b = 0; b < 3; ++b) {
+    at::Tensor gw = at::empty({g.gc, 1, g.kh[b], g.kw[b]}, opts.dtype(acc_scalar));
+    at::Tensor gb = at::empty({g.gc}, opts.dtype(acc_scalar));
+    acc_t* gwp = gw.data_ptr<acc_t>();
+    acc_t* gbp = gb.data_ptr<acc_t>();
+    for (int64_t k = 0; k < g.gc; ++k) {
+      for (int64_t t = 0; t < g.taps(b); ++t) gwp[k * g.taps(b) + t] = total[L.at(b, t, k)];
+      gbp[k] = total[L.at(b, L.slots - 1, k)];
+    }
+    out.push_back(gw.to(opts.dtype()));
+    out.push_back(gb.to(opts.dtype()));
+  }
+  return out;
+}
+
+std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& w_hw,
+                                           const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation,
+                                           bool compute_input, bool compute_weight) {
+  const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);
+  TORCH_CHECK(x.device().is_cpu(), "fused_backward (CPU kernel) got x on ", x.device());
+  TORCH_CHECK(grad_out.sizes() == x.sizes(), "grad_out has shape ", grad_out.sizes(), " but x has shape ", x.sizes());
+  TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out has dtype ", grad_out.scalar_type(),
+              " but x has dtype ", x.scalar_type());
+  TORCH_CHECK(grad_out.device() == x.device(), "grad_out is on ", grad_out.device(), " but x is on ", x.device());
+  const bool cl = is_channels_last_like(x);
+  // The channels_last loops need channels innermost in grad_out too; one that is not (e.g. the
+  // stride-0 expanded gradient of a .sum()) is made dense once. The plane loops take any strides.
+  const at::Tensor gy = (cl && grad_out.stride(1) != 1) ? grad_out.contiguous(at::MemoryFormat::ChannelsLast) : grad_out;
+  at::Tensor gx;
+  if (compute_input) gx = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
+  const PartialLayout L{g.gc, g.max_taps() + 1};
+  const Path path = choose_path(g, cl);
+  const int64_t items = gy.numel() == 0 ? 0 : (path == Path::kPlanes ? g.N : RowChunks(g).items(g));
+  std::vector<at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
+    BranchWeights<acc_t> flipped(g, ws, nullptr, /*flip=*/true, /*tiled=*/path != Path::kPlanes && compute_input);
+    std::vector<acc_t> part(compute_weight ? items * L.item_size() : 0, acc_t(0));
+    if (items > 0 && (compute_input || compute_weight)) {
+      run_backward<scalar_t>(g, path, gy, x, flipped, compute_input ? &gx : nullptr,
+                             compute_weight ? part.data() : nullptr, L);
+    }
+    if (compute_input) out.push_back(gx);
+    if (compute_weight) {
+      auto wg = reduce_weight_partials<acc_t>(g, L, part, items, x.options());
+      out.insert(out.end(), wg.begin(), wg.end());
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(inception_dwconv, CPU, m) {
+  m.impl("fused_forward", &fused_forward_cpu);
+  m.impl("fused_backward", &fused_backward_cpu);
+}
+
+}  // namespace inception_dwconv

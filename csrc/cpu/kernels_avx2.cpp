@@ -1,0 +1,30 @@
+// The CPU kernels compiled for AVX2 + FMA (x86-64), picked at run time when the processor has them.
+// Every library header is included before the target pragma, so only our loops take it.
+#include "cpu_common.h"
+
+#if defined(INCEPTION_DWCONV_X86)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define KERNEL_NS avx2
+#include "kernels.h"
+
+namespace inception_dwconv {
+namespace avx2 {
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(float)
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(double)
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(c10::BFloat16)
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(c10::Half)
+}  // namespace avx2
+}  // namespace inception_dwconv
+#pragma GCC pop_options
+#endif
+
+namespace inception_dwconv {
+bool cpu_has_avx2_kernels() {
+#if defined(INCEPTION_DWCONV_X86)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+}  // namespace inception_dwconv

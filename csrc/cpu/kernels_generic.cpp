@@ -1,0 +1,14 @@
+// The CPU kernels for any processor (the compiler's baseline instruction set).
+#include "cpu_common.h"
+
+#define KERNEL_NS generic
+#include "kernels.h"
+
+namespace inception_dwconv {
+namespace generic {
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(float)
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(double)
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(c10::BFloat16)
+INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(c10::Half)
+}  // namespace generic
+}  // namespace inception_dwconv

@@ -1,0 +1,79 @@
+"""The functional entry point: every argument check and the backend choice, in one place."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import backends, ops
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _check_tensor(name: str, t, x: Tensor) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != x.dtype:
+        raise TypeError(f"{name} has dtype {t.dtype} but x has dtype {x.dtype}; they must match")
+    if t.device != x.device:
+        raise ValueError(f"{name} is on {t.device} but x is on {x.device}; they must be on the same device")
+
+
+def check_inputs(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation) -> None:
+    """Raises TypeError / ValueError naming the first broken constraint."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W), got a {x.dim()}-D tensor of shape {tuple(x.shape)}")
+    if x.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"x has dtype {x.dtype}; supported dtypes are "
+                        f"{', '.join(str(d) for d in SUPPORTED_DTYPES)}")
+    for name, w in (("weight_hw", weight_hw), ("weight_w", weight_w), ("weight_h", weight_h)):
+        _check_tensor(name, w, x)
+        if w.dim() != 4 or w.shape[1] != 1:
+            raise ValueError(f"{name} must have shape (gc, 1, kh, kw) (a depthwise Conv2d weight), "
+                             f"got {tuple(w.shape)}")
+    gc = weight_hw.shape[0]
+    if gc < 1:
+        raise ValueError("the conv branches have 0 channels (gc = 0): branch_ratio too small for C")
+    if weight_w.shape[0] != gc or weight_h.shape[0] != gc:
+        raise ValueError(f"the three branch weights must have the same channel count, got "
+                         f"{weight_hw.shape[0]}, {weight_w.shape[0]}, {weight_h.shape[0]}")
+    ks_h, ks_w = weight_hw.shape[-2:]
+    if ks_h != ks_w:
+        raise ValueError(f"weight_hw must be square (gc, 1, k, k), got {tuple(weight_hw.shape)}")
+    if weight_w.shape[-2] != 1:
+        raise ValueError(f"weight_w must have shape (gc, 1, 1, K), got {tuple(weight_w.shape)}")
+    if weight_h.shape[-1] != 1:
+        raise ValueError(f"weight_h must have shape (gc, 1, K, 1), got {tuple(weight_h.shape)}")
+    for name, k in (("weight_hw", ks_h), ("weight_w", weight_w.shape[-1]), ("weight_h", weight_h.shape[-2])):
+        if k % 2 == 0:
+            raise ValueError(f"{name} has an even kernel size {k}; only odd kernel sizes keep H and W "
+                             f"with symmetric zero padding")
+    for name, b in (("bias_hw", bias_hw), ("bias_w", bias_w), ("bias_h", bias_h)):
+        if b is not None:
+            _check_tensor(name, b, x)
+            if tuple(b.shape) != (gc,):
+                raise ValueError(f"{name} must have shape ({gc},), got {tuple(b.shape)}")
+    channels = x.shape[1]
+    if 3 * gc > channels:
+        raise ValueError(f"x has {channels} channels but the three conv branches need 3 * {gc} = "
+                         f"{3 * gc}; the channel count does not match the weights")
+    if isinstance(dilation, bool) or not isinstance(dilation, int):
+        raise TypeError(f"dilation must be an int, got {type(dilation).__name__}")
+    if dilation < 1:
+        raise ValueError(f"dilation must be >= 1, got {dilation}")
+
+
+def inception_dwconv(x: Tensor, weight_hw: Tensor, bias_hw: Optional[Tensor], weight_w: Tensor,
+                     bias_w: Optional[Tensor], weight_h: Tensor, bias_h: Optional[Tensor], *,
+                     dilation: int = 1, backend: str = "auto") -> Tensor:
+    """Inception depthwise convolution of InceptionNeXt, fused.
+
+    x: (N, C, H, W). Channels are split as identity (C - 3*gc), square k x k depthwise conv (gc),
+    1 x K depthwise conv (gc), K x 1 depthwise conv (gc), and concatenated back in that order;
+    gc and the kernel sizes come from the weight shapes. Each conv has stride 1, zero padding
+    dilation * (k - 1) // 2 (H and W kept), and an optional bias.
+    """
+    check_inputs(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
+    name = backends.resolve(backend, x.device.type)
+    return ops.forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, name)

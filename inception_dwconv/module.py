@@ -1,0 +1,67 @@
+"""InceptionDWConv2d: a drop-in replacement for the released / timm token mixer."""
+import torch
+from torch import nn
+
+from . import backends
+from .functional import inception_dwconv
+from .reference import padding
+
+
+def branch_channels(in_channels: int, branch_ratio: float) -> int:
+    """gc, exactly as the released code computes it, with the checks it lacks."""
+    gc = int(in_channels * branch_ratio)
+    if gc < 1:
+        raise ValueError(f"branch_ratio={branch_ratio} gives gc = int({in_channels} * {branch_ratio}) = {gc} "
+                         f"channels per conv branch; it must be at least 1")
+    if 3 * gc > in_channels:
+        raise ValueError(f"branch_ratio={branch_ratio} gives 3 * gc = {3 * gc} conv channels, more than "
+                         f"in_channels={in_channels}")
+    return gc
+
+
+class InceptionDWConv2d(nn.Module):
+    """Inception depthwise convolution (InceptionNeXt token mixer), fused.
+
+    Same parameters (``dwconv_hw``, ``dwconv_w``, ``dwconv_h``) and ``split_indexes`` as the
+    released module, so state_dicts load unchanged in both directions.
+    """
+
+    def __init__(self, in_channels: int = None, square_kernel_size: int = 3, band_kernel_size: int = 11,
+                 branch_ratio: float = 0.125, *, dilation: int = 1, backend: str = "auto",
+                 device=None, dtype=None, in_chs: int = None):
+        super().__init__()
+        if in_channels is None and in_chs is None:
+            raise TypeError("InceptionDWConv2d needs in_channels (or timm's in_chs)")
+        if in_channels is not None and in_chs is not None and in_channels != in_chs:
+            raise TypeError(f"in_channels={in_channels} and in_chs={in_chs} disagree")
+        in_channels = in_channels if in_channels is not None else in_chs
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        for name, k in (("square_kernel_size", square_kernel_size), ("band_kernel_size", band_kernel_size)):
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+                raise ValueError(f"{name} must be a positive odd int, got {k!r}")
+        if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+            raise ValueError(f"dilation must be a positive int, got {dilation!r}")
+        if backend != "auto" and backend not in backends.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected 'auto' or one of {backends.BACKENDS}")
+        gc = branch_channels(in_channels, branch_ratio)
+        factory = {"device": device, "dtype": dtype}
+        d = dilation
+        self.dwconv_hw = nn.Conv2d(gc, gc, square_kernel_size, padding=padding(square_kernel_size, d),
+                                   dilation=d, groups=gc, **factory)
+        self.dwconv_w = nn.Conv2d(gc, gc, (1, band_kernel_size), padding=(0, padding(band_kernel_size, d)),
+                                  dilation=(1, d), groups=gc, **factory)
+        self.dwconv_h = nn.Conv2d(gc, gc, (band_kernel_size, 1), padding=(padding(band_kernel_size, d), 0),
+                                  dilation=(d, 1), groups=gc, **factory)
+        self.split_indexes = (in_channels - 3 * gc, gc, gc, gc)
+        self.in_channels = in_channels
+        self.dilation = dilation
+        self.backend = backend
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return inception_dwconv(x, self.dwconv_hw.weight, self.dwconv_hw.bias, self.dwconv_w.weight,
+                                self.dwconv_w.bias, self.dwconv_h.weight, self.dwconv_h.bias,
+                                dilation=self.dilation, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return f"split_indexes={self.split_indexes}, dilation={self.dilation}, backend={self.backend!r}"

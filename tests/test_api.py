@@ -1,0 +1,239 @@
+"""Public API: the module, the functional form, the op contract (opcheck, gradcheck,
+torch.compile), backend choice, and clear errors on bad input."""
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import inception_dwconv
+from inception_dwconv import InceptionDWConv2d, available_backends, ops
+from helpers import Case, make_params, make_x
+
+CPU_BACKENDS = [b for b in ("reference", "cpu") if b in available_backends()]
+
+
+class ReleasedInceptionDWConv2d(nn.Module):
+    """Written here from the released semantics (identity first, then 3x3, 1xK, Kx1), independent of
+    the package: the module users have today."""
+
+    def __init__(self, in_channels, square_kernel_size=3, band_kernel_size=11, branch_ratio=0.125):
+        super().__init__()
+        gc = int(in_channels * branch_ratio)
+        self.dwconv_hw = nn.Conv2d(gc, gc, square_kernel_size, padding=square_kernel_size // 2, groups=gc)
+        self.dwconv_w = nn.Conv2d(gc, gc, (1, band_kernel_size), padding=(0, band_kernel_size // 2), groups=gc)
+        self.dwconv_h = nn.Conv2d(gc, gc, (band_kernel_size, 1), padding=(band_kernel_size // 2, 0), groups=gc)
+        self.split_indexes = (in_channels - 3 * gc, gc, gc, gc)
+
+    def forward(self, x):
+        x_id, x_hw, x_w, x_h = torch.split(x, self.split_indexes, dim=1)
+        return torch.cat((x_id, self.dwconv_hw(x_hw), self.dwconv_w(x_w), self.dwconv_h(x_h)), dim=1)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("C,K,ratio", [(96, 11, 0.125), (40, 9, 0.25), (100, 11, 0.125)])
+def test_state_dict_round_trip_and_same_numbers(C, K, ratio, backend):
+    released = ReleasedInceptionDWConv2d(C, band_kernel_size=K, branch_ratio=ratio).double()
+    ours = InceptionDWConv2d(C, band_kernel_size=K, branch_ratio=ratio, backend=backend).double()
+    assert ours.split_indexes == released.split_indexes
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in released.state_dict().items()}
+    ours.load_state_dict(released.state_dict())
+    x = torch.randn(2, C, 13, 11, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(ours(x), released(x), rtol=1e-12, atol=1e-12)
+    # and back: our (perturbed) weights load into the released module
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(torch.randn_like(p))
+    released.load_state_dict(ours.state_dict())
+    x2 = x.detach().clone().requires_grad_()
+    y, y_rel = ours(x), released(x2)
+    torch.testing.assert_close(y, y_rel, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(y)
+    g = torch.autograd.grad(y, [x, *ours.parameters()], grad_out)
+    g_rel = torch.autograd.grad(y_rel, [x2, *released.parameters()], grad_out)
+    for a, b in zip(g, g_rel):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_module_layout_and_timm_keyword():
+    m = InceptionDWConv2d(in_chs=96)
+    assert m.split_indexes == (60, 12, 12, 12)
+    assert isinstance(m.dwconv_hw, nn.Conv2d) and m.dwconv_hw.weight.shape == (12, 1, 3, 3)
+    assert m.dwconv_w.weight.shape == (12, 1, 1, 11) and m.dwconv_h.weight.shape == (12, 1, 11, 1)
+    assert m.dwconv_w.padding == (0, 5) and m.dwconv_h.padding == (5, 0)
+    assert [n for n, _ in m.named_parameters()] == [
+        "dwconv_hw.weight", "dwconv_hw.bias", "dwconv_w.weight", "dwconv_w.bias", "dwconv_h.weight", "dwconv_h.bias"]
+    d = InceptionDWConv2d(40, 3, 9, 0.25, dilation=2, dtype=torch.float64)
+    assert d.dwconv_hw.weight.dtype == torch.float64
+    assert d.dwconv_w.dilation == (1, 2) and d.dwconv_w.padding == (0, 8) and d.dwconv_hw.padding == (2, 2)
+    x = torch.randn(1, 40, 9, 10, dtype=torch.float64)
+    ref = torch.cat((x[:, :10], d.dwconv_hw(x[:, 10:20]), d.dwconv_w(x[:, 20:30]), d.dwconv_h(x[:, 30:])), 1)
+    torch.testing.assert_close(d(x), ref)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_gradcheck_fp64(backend, layout):
+    # Slow mode (full Jacobians) on a small shape; fast mode (random projections) on a larger one.
+    case = Case(N=1, C=10, H=5, W=4, gc=3, square=3, band=5, dtype=torch.float64, layout=layout)
+    x, params = make_x(case, True), make_params(case, True)
+    assert torch.autograd.gradcheck(lambda *a: inception_dwconv.inception_dwconv(*a, backend=backend), (x, *params))
+    case = Case(N=2, C=40, H=9, W=8, gc=10, square=3, band=9, dtype=torch.float64, layout=layout)
+    x, params = make_x(case, True), make_params(case, True)
+    assert torch.autograd.gradcheck(lambda *a: inception_dwconv.inception_dwconv(*a, backend=backend), (x, *params),
+                                    fast_mode=True)
+    case2 = Case(N=1, C=9, H=5, W=6, gc=3, square=3, band=3, dilation=2, dtype=torch.float64, layout=layout, bias=False)
+    x2, p2 = make_x(case2, True), make_params(case2, True)
+    assert torch.autograd.gradcheck(
+        lambda x, a, b, c: inception_dwconv.inception_dwconv(x, a, None, b, None, c, None, dilation=2, backend=backend),
+        (x2, p2[0], p2[2], p2[4]))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+def test_opcheck(backend, layout):
+    case = Case(N=2, C=40, H=7, W=6, gc=10, band=9, layout=layout)
+    x, params = make_x(case, True), make_params(case, True)
+    torch.library.opcheck(ops.forward, (x, *params, 1, backend))
+    grad_out = torch.randn(x.shape)
+    for ci, cw in ((True, True), (True, False), (False, True)):
+        torch.library.opcheck(ops.backward, (grad_out, x.detach(), params[0].detach(), params[2].detach(),
+                                             params[4].detach(), 1, backend, ci, cw))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_torch_compile_fullgraph_forward_backward(backend):
+    torch._dynamo.reset()
+    model = nn.Sequential(nn.Conv2d(40, 40, 1), InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25,
+                                                                  backend=backend), nn.GELU())
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(2, 40, 12, 12).contiguous(memory_format=torch.channels_last)
+    y = compiled(x)
+    y_eager = model(x)
+    torch.testing.assert_close(y, y_eager)
+    g = torch.autograd.grad(y.square().sum(), list(model.parameters()))
+    g_eager = torch.autograd.grad(y_eager.square().sum(), list(model.parameters()))
+    for a, b in zip(g, g_eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_only_needed_grads_are_computed(monkeypatch):
+    calls = []
+    original = ops.backward._init_fn if hasattr(ops.backward, "_init_fn") else None  # noqa: F841
+    from inception_dwconv.backends import reference as ref_backend
+    real = ref_backend.backward
+
+    def spy(*args):
+        calls.append(args[-2:])
+        return real(*args)
+
+    monkeypatch.setattr(ref_backend, "backward", spy)
+    case = Case(N=1, C=8, H=5, W=5, gc=2, band=5)
+    x = make_x(case, requires_grad=True)
+    params = make_params(case, requires_grad=False)
+    inception_dwconv.inception_dwconv(x, *params, backend="reference").sum().backward()
+    assert calls[-1] == (True, False)
+    x.requires_grad_(False)
+    params[2].requires_grad_(True)
+    inception_dwconv.inception_dwconv(x, *params, backend="reference").sum().backward()
+    assert calls[-1] == (False, True)
+    assert params[0].grad is None and params[2].grad is not None
+
+
+def test_backend_choice(monkeypatch):
+    backends = available_backends()
+    assert backends[0] == "reference"
+    from inception_dwconv.backends import resolve
+    expected_cpu = "cpu" if "cpu" in backends else "reference"
+    monkeypatch.delenv("INCEPTION_DWCONV_BACKEND", raising=False)
+    assert resolve("auto", "cpu") == expected_cpu
+    monkeypatch.setenv("INCEPTION_DWCONV_BACKEND", "reference")
+    assert resolve("auto", "cpu") == "reference"
+    assert resolve("cpu" if "cpu" in backends else "reference", "cpu") != "auto"
+    monkeypatch.setenv("INCEPTION_DWCONV_BACKEND", "nonsense")
+    with pytest.raises(ValueError, match="unknown backend"):
+        resolve("auto", "cpu")
+
+
+def test_extension_absent_still_works():
+    code = ("import os; os.environ['INCEPTION_DWCONV_NO_EXTENSION'] = '1'\n"
+            "import torch, inception_dwconv as i\n"
+            "assert i.available_backends() == ['reference'] or 'cpu' not in i.available_backends(), i.available_backends()\n"
+            "m = i.InceptionDWConv2d(16, branch_ratio=0.25)\n"
+            "y = m(torch.randn(1, 16, 5, 5)); assert y.shape == (1, 16, 5, 5)\n"
+            "try:\n    i.InceptionDWConv2d(16, branch_ratio=0.25, backend='cpu')(torch.randn(1, 16, 5, 5))\n"
+            "except RuntimeError as e:\n    assert 'not available' in str(e); print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------------
+
+def _args(C=16, gc=4, ks=3, K=5, dtype=torch.float32):
+    return [torch.randn(2, C, 6, 6, dtype=dtype), torch.randn(gc, 1, ks, ks, dtype=dtype), torch.randn(gc, dtype=dtype),
+            torch.randn(gc, 1, 1, K, dtype=dtype), torch.randn(gc, dtype=dtype), torch.randn(gc, 1, K, 1, dtype=dtype),
+            torch.randn(gc, dtype=dtype)]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_bad_inputs(backend):
+    f = inception_dwconv.inception_dwconv
+    a = _args()
+    with pytest.raises(ValueError, match="4-D"):
+        f(a[0][0], *a[1:], backend=backend)
+    with pytest.raises(ValueError, match="channel"):
+        f(torch.randn(2, 11, 6, 6), *a[1:], backend=backend)
+    for bad in (torch.int32, torch.int64, torch.bool, torch.complex64, torch.uint8):
+        with pytest.raises(TypeError, match="dtype"):
+            f(a[0].to(bad), *a[1:], backend=backend)
+    with pytest.raises(TypeError, match="dtype"):
+        f(a[0].double(), *a[1:], backend=backend)
+    with pytest.raises(TypeError, match="bias_w"):
+        f(*a[:4], a[4].double(), *a[5:], backend=backend)
+    with pytest.raises(ValueError, match="even kernel"):
+        f(*_args(ks=2), backend=backend)
+    with pytest.raises(ValueError, match="even kernel"):
+        f(*_args(K=4), backend=backend)
+    with pytest.raises(ValueError, match="same channel count"):
+        b = _args()
+        f(b[0], b[1], b[2], torch.randn(3, 1, 1, 5), None, b[5], b[6], backend=backend)
+    with pytest.raises(ValueError, match="shape"):
+        f(*a[:2], torch.randn(5), *a[3:], backend=backend)
+    with pytest.raises(ValueError, match="dilation"):
+        f(*a, dilation=0, backend=backend)
+    with pytest.raises(TypeError, match="dilation"):
+        f(*a, dilation=1.5, backend=backend)
+    with pytest.raises(ValueError, match="unknown backend"):
+        f(*a, backend="fast")
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        f(a[0].numpy(), *a[1:], backend=backend)
+
+
+def test_bad_device_and_backend_availability():
+    a = _args()
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="not available"):
+            inception_dwconv.inception_dwconv(*a, backend="cuda") if False else \
+                inception_dwconv.backends.resolve("cuda", "cuda")
+    with pytest.raises(ValueError, match="does not run on cpu"):
+        inception_dwconv.inception_dwconv(*a, backend="cuda")
+    meta = [t.to("meta") for t in a]
+    with pytest.raises(ValueError, match="same device"):
+        inception_dwconv.inception_dwconv(a[0], meta[1], *a[2:], backend="reference")
+
+
+def test_module_bad_arguments():
+    with pytest.raises(ValueError, match="gc = int"):
+        InceptionDWConv2d(4, branch_ratio=0.125)  # gc = 0
+    with pytest.raises(ValueError, match="3 \\* gc"):
+        InceptionDWConv2d(16, branch_ratio=0.5)
+    with pytest.raises(ValueError, match="odd"):
+        InceptionDWConv2d(16, band_kernel_size=10)
+    with pytest.raises(ValueError, match="unknown backend"):
+        InceptionDWConv2d(16, backend="gpu")
+    with pytest.raises(TypeError, match="in_channels"):
+        InceptionDWConv2d()

@@ -1,0 +1,125 @@
+"""The fused C++ CPU backend against the fp64 eager reference."""
+import dataclasses
+
+import pytest
+import torch
+
+import inception_dwconv
+from backend_checks import check_backend
+from helpers import ATTO_STAGES, BASE_STAGES, TINY_STAGES, Case
+
+pytestmark = pytest.mark.skipif("cpu" not in inception_dwconv.available_backends(),
+                                reason="the compiled CPU kernels are not built")
+
+LAYOUTS = ["nchw", "channels_last", "strided", "strided_cl"]
+DTYPES = [torch.float32, torch.bfloat16, torch.float64]
+
+# InceptionNeXt's own shapes: atto (K = 9, ratio 1/4), tiny (K = 11, ratio 1/8), base (ratio 1/8).
+STAGES = ([(c, h, 9, c // 4) for c, h in ATTO_STAGES] + [(c, h, 11, c // 8) for c, h in TINY_STAGES]
+          + [(c, h, 11, c // 8) for c, h in BASE_STAGES])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("C,H,K,gc", STAGES, ids=lambda v: str(v))
+def test_stage_shapes(C, H, K, gc, dtype, layout, poison):
+    check_backend(Case(N=2, C=C, H=H, W=H, gc=gc, band=K, dtype=dtype, layout=layout), "cpu")
+
+
+ODD = [
+    Case(N=2, C=40, H=5, W=4, gc=10, band=11),             # map smaller than the band kernel
+    Case(N=1, C=40, H=1, W=1, gc=10, band=9),              # a single pixel
+    Case(N=3, C=13, H=9, W=17, gc=4, band=7),              # non-square, odd channel counts
+    Case(N=2, C=3, H=6, W=7, gc=1, band=11),               # gc = 1, no identity channels
+    Case(N=2, C=36, H=8, W=6, gc=12, band=11),             # no identity channels, gc = 12
+    Case(N=0, C=40, H=7, W=7, gc=10, band=9),              # empty batch
+    Case(N=2, C=40, H=13, W=11, gc=10, square=5, band=7, dilation=2),
+    Case(N=1, C=24, H=12, W=12, gc=6, square=1, band=3, dilation=3),
+    Case(N=2, C=40, H=9, W=9, gc=10, band=9, bias=False),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64], ids=str)
+@pytest.mark.parametrize("case", ODD, ids=str)
+def test_odd_shapes(case, dtype, layout, poison):
+    check_backend(dataclasses.replace(case, dtype=dtype, layout=layout), "cpu")
+
+
+def test_empty_map():
+    # torch's conv2d (so the reference) refuses an empty map; the fused op returns empty results.
+    x = torch.randn(2, 40, 0, 5, requires_grad=True)
+    params = [torch.randn(s, requires_grad=True) for s in [(10, 1, 3, 3), (10,), (10, 1, 1, 9), (10,), (10, 1, 9, 1), (10,)]]
+    y = inception_dwconv.inception_dwconv(x, *params, backend="cpu")
+    assert y.shape == x.shape
+    grads = torch.autograd.grad(y, [x, *params], torch.randn(y.shape))
+    assert grads[0].shape == x.shape
+    for g, p in zip(grads[1:], params):
+        assert g.shape == p.shape and (g == 0).all()
+
+
+def test_expanded_grad_out():
+    # .sum() hands backward a stride-0 expanded gradient: it must be read correctly.
+    case = Case(N=2, C=40, H=9, W=8, gc=10, band=9, dtype=torch.float64)
+    from helpers import make_params, make_x
+    for layout in ("nchw", "channels_last"):
+        case = dataclasses.replace(case, layout=layout)
+        x = make_x(case, requires_grad=True)
+        params = make_params(case, requires_grad=True)
+        grads = torch.autograd.grad(inception_dwconv.inception_dwconv(x, *params, backend="cpu").sum(), [x, *params])
+        x2 = x.detach().clone().requires_grad_()
+        p2 = [p.detach().clone().requires_grad_() for p in params]
+        ref = torch.autograd.grad(inception_dwconv.inception_dwconv(x2, *p2, backend="reference").sum(), [x2, *p2])
+        for a, b in zip(grads, ref):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_weight_grads_deterministic_across_runs_and_threads(layout):
+    from helpers import make_params, make_x
+    case = Case(N=4, C=96, H=28, W=28, gc=12, layout=layout)
+    x = make_x(case)
+    params = make_params(case, requires_grad=True)
+    grad_out = torch.randn(x.shape)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n_threads in (threads, 1, threads, max(2, threads)):
+            torch.set_num_threads(n_threads)
+            y = inception_dwconv.inception_dwconv(x, *params, backend="cpu")
+            results.append(torch.autograd.grad(y, params, grad_out))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b), "weight grads changed bits between runs / thread counts"
+
+
+def test_forward_bitwise_repeatable():
+    from helpers import make_params, make_x
+    case = Case(N=2, C=96, H=28, W=28, gc=12, layout="channels_last")
+    x, params = make_x(case), make_params(case)
+    first = inception_dwconv.inception_dwconv(x, *params, backend="cpu")
+    for _ in range(20):
+        assert torch.equal(first, inception_dwconv.inception_dwconv(x, *params, backend="cpu"))
+
+
+def test_raw_op_checks():
+    # The dispatcher op checks its own inputs (TORCH_CHECK -> RuntimeError) for direct callers.
+    x = torch.randn(1, 8, 5, 5)
+    w3, w1k, wk1 = torch.randn(2, 1, 3, 3), torch.randn(2, 1, 1, 5), torch.randn(2, 1, 5, 1)
+    op = torch.ops.inception_dwconv.fused_forward
+    with pytest.raises(RuntimeError, match="4-D"):
+        op(x[0], w3, None, w1k, None, wk1, None, 1)
+    with pytest.raises(RuntimeError, match="odd"):
+        op(x, torch.randn(2, 1, 2, 2), None, w1k, None, wk1, None, 1)
+    with pytest.raises(RuntimeError, match="channels"):
+        op(torch.randn(1, 5, 5, 5), w3, None, w1k, None, wk1, None, 1)
+    with pytest.raises(RuntimeError, match="dtype"):
+        op(x.double(), w3, None, w1k, None, wk1, None, 1)
+    with pytest.raises(RuntimeError, match="dilation"):
+        op(x, w3, None, w1k, None, wk1, None, 0)
+    with pytest.raises(RuntimeError, match="bias_w"):
+        op(x, w3, None, w1k, torch.randn(3), wk1, None, 1)
+    with pytest.raises(RuntimeError, match="grad_out"):
+        torch.ops.inception_dwconv.fused_backward(torch.randn(1, 8, 5, 4), x, w3, w1k, wk1, 1, True, True)
