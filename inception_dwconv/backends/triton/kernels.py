@@ -1,0 +1,241 @@
+"""Triton kernels of the fused Inception depthwise convolution.
+
+Imported lazily (by ``launch``), after TRITON_INTERPRET has been decided: ``triton.jit`` picks the
+interpreter at decoration time.
+
+Work decomposition, shared by forward and backward
+--------------------------------------------------
+A program owns one image ``n``, one *channel block* and one *spatial group*. Channel blocks never
+straddle a branch boundary: program_id(1) enumerates ``NB_ID`` identity blocks, then ``NB_G``
+blocks of each conv branch (square, band_w, band_h), each ``BLOCK_C`` channels wide (the last
+block of a branch is masked). The branch is therefore uniform inside a program and selected with a
+scalar ``if``. A spatial group is one column of ``BLOCK_W`` pixels by ``ROWS_PER_PROG`` tiles of
+``BLOCK_H`` rows; the program loops over those row tiles. A tile is held as a 2-D block
+``[BLOCK_C, BLOCK_H * BLOCK_W]`` (spatial positions flattened), so one kernel serves NCHW
+(contiguous along the spatial axis) and channels_last (contiguous along the channel axis); every
+tensor is addressed through explicit strides, so strided views are read in place. Conv taps are
+statically unrolled; halo loads are masked (zero padding) and served from L1/L2 on a GPU.
+
+Every load is upcast to ``ACC`` (fp32, or fp64 for fp64 tensors) before any arithmetic: the
+interpreter holds bf16 as uint16.
+
+Backward: one pass computes grad_x (identity channels copied, conv channels = correlation of
+grad_out with the flipped kernel) and, per program, fp32 weight/bias partial sums accumulated in
+registers over the program's row tiles and written once to a workspace
+``ws[group, gc, L]`` (columns: square taps, square bias, band_w taps, band_w bias, band_h taps,
+band_h bias). The launcher reduces it with a deterministic ``.sum(0)``: no atomics.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _tile_coords(rt, tw, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+    p = tl.arange(0, BLOCK_H * BLOCK_W)
+    h = rt * BLOCK_H + p // BLOCK_W
+    w = tw * BLOCK_W + p % BLOCK_W
+    if INT64:
+        h = h.to(tl.int64)
+        w = w.to(tl.int64)
+    return h, w
+
+
+@triton.jit
+def _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w, BLOCK_C: tl.constexpr,
+                    INT64: tl.constexpr):
+    """(n, spatial group row, spatial group column, branch, channel vector, channel mask, index of
+    the first channel inside its branch)."""
+    pid0 = tl.program_id(0)
+    pid1 = tl.program_id(1)
+    n = pid0 // n_groups
+    g = pid0 % n_groups
+    gh = g // n_groups_w
+    gw = g % n_groups_w
+    is_id = pid1 < NB_ID
+    r = tl.maximum(pid1 - NB_ID, 0)
+    branch = tl.where(is_id, 0, 1 + r // NB_G)
+    blk = tl.where(is_id, pid1, r % NB_G)
+    c_lo = tl.where(is_id, 0, C_ID + (branch - 1) * GC)
+    c_hi = tl.where(is_id, C_ID, c_lo + GC)
+    cw0 = blk * BLOCK_C
+    c = c_lo + cw0 + tl.arange(0, BLOCK_C)
+    cmask = c < c_hi
+    if INT64:
+        n = n.to(tl.int64)
+        c = c.to(tl.int64)
+    return n, gh, gw, branch, c, cmask, cw0
+
+
+@triton.jit
+def _conv_tile(src_nc, h, w, cmask, H, W, s_h, s_w, w_ptr, cw, DIL,
+               KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr, ACC: tl.constexpr,
+               BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+    """sum over taps (i, j) of src[h + dy_i, w + dx_j] * weight[cw, i, j] (FLIP: correlation with
+    the flipped kernel, i.e. the input gradient). src_nc: [BLOCK_C, 1] pointers to the planes."""
+    acc = tl.zeros([BLOCK_C, BLOCK_P], ACC)
+    for i in tl.static_range(KH):
+        if FLIP:
+            dy = ((KH - 1) // 2 - i) * DIL
+        else:
+            dy = (i - (KH - 1) // 2) * DIL
+        hh = h + dy
+        hmask = (hh >= 0) & (hh < H)
+        for j in tl.static_range(KW):
+            if FLIP:
+                dx = ((KW - 1) // 2 - j) * DIL
+            else:
+                dx = (j - (KW - 1) // 2) * DIL
+            ww = w + dx
+            m = cmask[:, None] & (hmask & (ww >= 0) & (ww < W))[None, :]
+            v = tl.load(src_nc + (hh * s_h + ww * s_w)[None, :], mask=m, other=0.0).to(ACC)
+            wt = tl.load(w_ptr + cw * (KH * KW) + (i * KW + j), mask=cmask, other=0.0).to(ACC)
+            acc += v * wt[:, None]
+    return acc
+
+
+@triton.jit
+def _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
+                    sxn, sxc, sxh, sxw, syn, syc, syh, syw, w_ptr, b_ptr, DIL,
+                    KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    IS_CONV: tl.constexpr, ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr,
+                    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+                    INT64: tl.constexpr):
+    x_nc = x_ptr + n * sxn + c[:, None] * sxc
+    y_nc = y_ptr + n * syn + c[:, None] * syc
+    if IS_CONV:
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + cw, mask=cmask, other=0.0).to(ACC)
+    rt0 = gh * ROWS_PER_PROG
+    rt1 = tl.minimum(rt0 + ROWS_PER_PROG, n_row_tiles)
+    for rt in range(rt0, rt1):
+        h, w = _tile_coords(rt, gw, BLOCK_H, BLOCK_W, INT64)
+        m = cmask[:, None] & ((h < H) & (w < W))[None, :]
+        if IS_CONV:
+            acc = _conv_tile(x_nc, h, w, cmask, H, W, sxh, sxw, w_ptr, cw, DIL,
+                             KH, KW, False, ACC, BLOCK_C, BLOCK_H * BLOCK_W)
+            if HAS_BIAS:
+                acc += bias[:, None]
+            out = acc.to(y_ptr.dtype.element_ty)
+        else:
+            out = tl.load(x_nc + (h * sxh + w * sxw)[None, :], mask=m)
+        tl.store(y_nc + (h * syh + w * syw)[None, :], out, mask=m)
+
+
+@triton.jit
+def forward_kernel(x_ptr, y_ptr, whw_ptr, bhw_ptr, ww_ptr, bw_ptr, wh_ptr, bh_ptr,
+                   C_ID, GC, H, W, NB_ID, NB_G, n_groups, n_groups_w, n_row_tiles, DIL,
+                   sxn, sxc, sxh, sxw, syn, syc, syh, syw,
+                   KS: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr,
+                   HAS_BHW: tl.constexpr, HAS_BW: tl.constexpr, HAS_BH: tl.constexpr,
+                   ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
+                   BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+    n, gh, gw, branch, c, cmask, cw0 = _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w,
+                                                       BLOCK_C, INT64)
+    cw = cw0 + tl.arange(0, BLOCK_C)
+    if branch == 0:
+        _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
+                        sxn, sxc, sxh, sxw, syn, syc, syh, syw, whw_ptr, bhw_ptr, DIL,
+                        1, 1, False, False, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    elif branch == 1:
+        _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
+                        sxn, sxc, sxh, sxw, syn, syc, syh, syw, whw_ptr, bhw_ptr, DIL,
+                        KS, KS, HAS_BHW, True, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    elif branch == 2:
+        _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
+                        sxn, sxc, sxh, sxw, syn, syc, syh, syw, ww_ptr, bw_ptr, DIL,
+                        1, KW, HAS_BW, True, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    else:
+        _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
+                        sxn, sxc, sxh, sxw, syn, syc, syh, syw, wh_ptr, bh_ptr, DIL,
+                        KH, 1, HAS_BH, True, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+
+
+@triton.jit
+def _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, w_ptr, n, c, cmask, cw, gh, gw, H, W,
+                     n_row_tiles, pid0, GC, DIL,
+                     sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
+                     COL0: tl.constexpr, L: tl.constexpr, LP: tl.constexpr,
+                     KH: tl.constexpr, KW: tl.constexpr, IS_CONV: tl.constexpr,
+                     COMPUTE_INPUT: tl.constexpr, COMPUTE_WEIGHT: tl.constexpr,
+                     ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
+                     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+    BLOCK_P: tl.constexpr = BLOCK_H * BLOCK_W
+    g_nc = g_ptr + n * sgn + c[:, None] * sgc
+    x_nc = x_ptr + n * sxn + c[:, None] * sxc
+    d_nc = gx_ptr + n * sdn + c[:, None] * sdc
+    PH: tl.constexpr = (KH - 1) // 2
+    PW: tl.constexpr = (KW - 1) // 2
+    cols = tl.arange(0, LP)
+    # weight partials [BLOCK_C, LP]: column i*KW + j holds tap (i, j), column KH*KW the bias
+    part = tl.zeros([BLOCK_C, LP], ACC)
+    rt0 = gh * ROWS_PER_PROG
+    rt1 = tl.minimum(rt0 + ROWS_PER_PROG, n_row_tiles)
+    for rt in range(rt0, rt1):
+        h, w = _tile_coords(rt, gw, BLOCK_H, BLOCK_W, INT64)
+        m = cmask[:, None] & ((h < H) & (w < W))[None, :]
+        if IS_CONV:
+            if COMPUTE_INPUT:
+                acc = _conv_tile(g_nc, h, w, cmask, H, W, sgh, sgw, w_ptr, cw, DIL,
+                                 KH, KW, True, ACC, BLOCK_C, BLOCK_P)
+                tl.store(d_nc + (h * sdh + w * sdw)[None, :], acc.to(gx_ptr.dtype.element_ty),
+                         mask=m)
+            if COMPUTE_WEIGHT:
+                g = tl.load(g_nc + (h * sgh + w * sgw)[None, :], mask=m, other=0.0).to(ACC)
+                part += tl.where(cols[None, :] == KH * KW, tl.sum(g, 1)[:, None], 0.0)
+                for i in tl.static_range(KH):
+                    hh = h + (i - PH) * DIL
+                    hmask = (hh >= 0) & (hh < H)
+                    for j in tl.static_range(KW):
+                        ww = w + (j - PW) * DIL
+                        mx = m & (hmask & (ww >= 0) & (ww < W))[None, :]
+                        v = tl.load(x_nc + (hh * sxh + ww * sxw)[None, :], mask=mx,
+                                    other=0.0).to(ACC)
+                        part += tl.where(cols[None, :] == i * KW + j, tl.sum(g * v, 1)[:, None], 0.0)
+        else:
+            if COMPUTE_INPUT:
+                v = tl.load(g_nc + (h * sgh + w * sgw)[None, :], mask=m)
+                tl.store(d_nc + (h * sdh + w * sdw)[None, :], v.to(gx_ptr.dtype.element_ty),
+                         mask=m)
+    if IS_CONV:
+        if COMPUTE_WEIGHT:
+            ws = ws_ptr + pid0.to(tl.int64) * (GC * L) + cw[:, None] * L + COL0 + cols[None, :]
+            tl.store(ws, part, mask=cmask[:, None] & (cols[None, :] <= KH * KW))
+
+
+@triton.jit
+def backward_kernel(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, ww_ptr, wh_ptr,
+                    C_ID, GC, H, W, NB_ID, NB_G, n_groups, n_groups_w, n_row_tiles, DIL,
+                    sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
+                    KS: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, LP: tl.constexpr,
+                    COMPUTE_INPUT: tl.constexpr, COMPUTE_WEIGHT: tl.constexpr,
+                    ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
+                    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+    n, gh, gw, branch, c, cmask, cw0 = _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w,
+                                                       BLOCK_C, INT64)
+    cw = cw0 + tl.arange(0, BLOCK_C)
+    pid0 = tl.program_id(0)
+    L: tl.constexpr = KS * KS + KW + KH + 3
+    if branch == 0:
+        _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, n, c, cmask, cw, gh, gw, H, W,
+                         n_row_tiles, pid0, GC, DIL,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
+                         0, L, LP, 1, 1, False, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    elif branch == 1:
+        _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, n, c, cmask, cw, gh, gw, H, W,
+                         n_row_tiles, pid0, GC, DIL,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
+                         0, L, LP, KS, KS, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    elif branch == 2:
+        _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, ww_ptr, n, c, cmask, cw, gh, gw, H, W,
+                         n_row_tiles, pid0, GC, DIL,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
+                         KS * KS + 1, L, LP, 1, KW, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    else:
+        _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, wh_ptr, n, c, cmask, cw, gh, gw, H, W,
+                         n_row_tiles, pid0, GC, DIL,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
+                         KS * KS + KW + 2, L, LP, KH, 1, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)

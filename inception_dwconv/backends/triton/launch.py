@@ -1,0 +1,197 @@
+"""Launchers of the Triton kernels: tile plans (a small shape-keyed heuristic), strides, 64-bit
+index selection, the backward workspace and its deterministic reduction.
+
+Strides: every tensor (x, grad_out, the outputs) is passed to the kernels with its own strides and
+read in place: NCHW, channels_last, channel slices of wider tensors, rows with a step, and the
+stride-0 grad_out that ``.sum().backward()`` produces. Nothing is made contiguous except the tiny
+weight tensors. The tile plan follows the memory format of x (channels innermost or not); any
+other stride pattern is still correct, only not tuned.
+"""
+import functools
+import os
+from typing import List
+
+import torch
+import triton
+import triton.language as tl
+
+from ..._layout import empty_output
+from . import kernels
+
+_INT32_MAX = 2**31 - 1
+
+# Targets when interpreting: few, large programs (each costs tens of ms of Python).
+_INTERP_MAX_TILE = 4096        # spatial positions per tile
+_INTERP_MAX_BLOCK = 16384      # channels x positions per tile
+# GPU (H100) starting points, untuned: ~1-2K elements per program, enough programs to fill
+# 132 SMs several times over.
+_GPU_TILE_ELEMS = 1024
+_GPU_MIN_PROGRAMS = 1024
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _pow2(v: int) -> int:
+    return triton.next_power_of_2(max(1, int(v)))
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(N, C, H, W, gc, channels_last, backward, interpret):
+    """(BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps)."""
+    c_id = C - 3 * gc
+    if interpret:
+        bw = min(_pow2(W), _INTERP_MAX_TILE)
+        bh = max(1, min(_pow2(H), _INTERP_MAX_TILE // bw))
+        bc = max(1, min(_pow2(max(gc, c_id)), _INTERP_MAX_BLOCK // (bh * bw)))
+        return bc, bh, bw, _cdiv(H, bh), 4
+    if channels_last:
+        # channels innermost: a channel block (coalesced) x a small spatial tile
+        bc = min(_pow2(gc), 64)
+        p = max(1, _GPU_TILE_ELEMS // bc)
+        bw = min(_pow2(W), 16, p)
+        bh = max(1, min(_pow2(H), p // bw))
+    else:
+        # planes: a (BLOCK_H, BLOCK_W) spatial tile, rows contiguous; small maps take a few
+        # channels per program so that a program still has ~1K elements
+        bw = min(_pow2(W), 64)
+        bh = max(1, min(_pow2(H), _GPU_TILE_ELEMS // bw))
+        bc = max(1, min(_pow2(gc), _GPU_TILE_ELEMS // (bh * bw)))
+    n_row_tiles = _cdiv(H, bh)
+    rows = 1
+    if backward:
+        # the backward loops over row tiles to keep the weight-partial workspace small, as long
+        # as enough programs remain
+        n_cblocks = _cdiv(c_id, bc) + 3 * _cdiv(gc, bc)
+        base = max(1, N * _cdiv(W, bw) * n_cblocks)
+        splits = min(n_row_tiles, max(1, _cdiv(_GPU_MIN_PROGRAMS, base)))
+        rows = _cdiv(n_row_tiles, splits)
+    # ~4 elements per thread: the unrolled taps keep many loads in flight (see _compile_check)
+    num_warps = max(1, min(8, bc * bh * bw // 128))
+    return bc, bh, bw, rows, num_warps
+
+
+def _max_offset(t: torch.Tensor) -> int:
+    return sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride()) if s > 0)
+
+
+def _needs_int64(*tensors) -> bool:
+    return any(_max_offset(t) > _INT32_MAX or t.numel() > _INT32_MAX for t in tensors)
+
+
+def _acc_dtype(dtype: torch.dtype):
+    return (tl.float64, torch.float64) if dtype == torch.float64 else (tl.float32, torch.float32)
+
+
+def _check_device(x: torch.Tensor) -> None:
+    if x.device.type == "cpu" and not _interpreting():
+        raise RuntimeError("the triton backend runs on CPU tensors only under the Triton interpreter "
+                           "(TRITON_INTERPRET=1 before triton is imported)")
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.stride(1) == 1 and x.size(1) > 1
+
+
+class _Geometry:
+    def __init__(self, x, w_hw, w_w, w_h, backward):
+        self.N, self.C, self.H, self.W = x.shape
+        self.gc = w_hw.shape[0]
+        self.c_id = self.C - 3 * self.gc
+        self.ks, self.kw, self.kh = w_hw.shape[-1], w_w.shape[-1], w_h.shape[-2]
+        self.bc, self.bh, self.bw, self.rows, self.num_warps = _plan(
+            self.N, self.C, self.H, self.W, self.gc, _channels_last(x), backward, _interpreting())
+        self.n_row_tiles = _cdiv(self.H, self.bh)
+        self.n_groups_w = _cdiv(self.W, self.bw)
+        self.n_groups = _cdiv(self.n_row_tiles, self.rows) * self.n_groups_w
+        self.nb_g = _cdiv(self.gc, self.bc)
+
+    def grid(self, nb_id):
+        n_cblocks = nb_id + 3 * self.nb_g
+        if n_cblocks > 65535:
+            raise RuntimeError(f"too many channel blocks ({n_cblocks}) for the grid's second axis")
+        return (self.N * self.n_groups, n_cblocks)
+
+
+def _device_ctx(x):
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else _NullCtx()
+
+
+class _NullCtx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int) -> torch.Tensor:
+    _check_device(x)
+    y = empty_output(x)
+    if y.numel() == 0:
+        return y
+    geo = _Geometry(x, w_hw, w_w, w_h, backward=False)
+    acc_tl, _ = _acc_dtype(x.dtype)
+    w_hw, w_w, w_h = w_hw.contiguous(), w_w.contiguous(), w_h.contiguous()
+    nb_id = _cdiv(geo.c_id, geo.bc)
+    with _device_ctx(x):
+        kernels.forward_kernel[geo.grid(nb_id)](
+            x, y, w_hw, b_hw if b_hw is not None else w_hw, w_w, b_w if b_w is not None else w_w,
+            w_h, b_h if b_h is not None else w_h,
+            geo.c_id, geo.gc, geo.H, geo.W, nb_id, geo.nb_g, geo.n_groups, geo.n_groups_w,
+            geo.n_row_tiles, dilation,
+            *x.stride(), *y.stride(),
+            KS=geo.ks, KW=geo.kw, KH=geo.kh,
+            HAS_BHW=b_hw is not None, HAS_BW=b_w is not None, HAS_BH=b_h is not None,
+            ACC=acc_tl, ROWS_PER_PROG=geo.rows, BLOCK_C=geo.bc, BLOCK_H=geo.bh, BLOCK_W=geo.bw,
+            INT64=_needs_int64(x, y), num_warps=geo.num_warps)
+    return y
+
+
+def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
+             compute_weight: bool) -> List[torch.Tensor]:
+    _check_device(x)
+    geo = _Geometry(x, w_hw, w_w, w_h, backward=True)
+    acc_tl, acc_torch = _acc_dtype(x.dtype)
+    ks, kw, kh, gc = geo.ks, geo.kw, geo.kh, geo.gc
+    L = ks * ks + kw + kh + 3
+    gx = empty_output(x) if compute_input else None
+    ws = None
+    if x.numel() > 0 and (compute_input or compute_weight):
+        w_hw_c, w_w_c, w_h_c = w_hw.contiguous(), w_w.contiguous(), w_h.contiguous()
+        nb_id = _cdiv(geo.c_id, geo.bc) if compute_input else 0
+        grid = geo.grid(nb_id)
+        if compute_weight:
+            ws = torch.empty((grid[0], gc, L), dtype=acc_torch, device=x.device)
+        dummy = x
+        dx = gx if compute_input else dummy
+        with _device_ctx(x):
+            kernels.backward_kernel[grid](
+                grad_out, x, dx, ws if ws is not None else dummy, w_hw_c, w_w_c, w_h_c,
+                geo.c_id, gc, geo.H, geo.W, nb_id, geo.nb_g, geo.n_groups, geo.n_groups_w,
+                geo.n_row_tiles, dilation,
+                *grad_out.stride(), *x.stride(), *dx.stride(),
+                KS=ks, KW=kw, KH=kh, LP=_pow2(max(ks * ks, kw, kh) + 1),
+                COMPUTE_INPUT=compute_input, COMPUTE_WEIGHT=compute_weight,
+                ACC=acc_tl, ROWS_PER_PROG=geo.rows, BLOCK_C=geo.bc, BLOCK_H=geo.bh,
+                BLOCK_W=geo.bw, INT64=_needs_int64(grad_out, x, dx), num_warps=geo.num_warps)
+    out = []
+    if compute_input:
+        out.append(gx)
+    if compute_weight:
+        if ws is not None:
+            total = ws.sum(0)  # deterministic: a fixed-shape reduction, no atomics
+        else:  # empty input (N, H or W == 0): all grads are zero
+            total = torch.zeros((gc, L), dtype=acc_torch, device=x.device)
+        total = total.to(w_hw.dtype)
+        o1, o2 = ks * ks, ks * ks + 1 + kw
+        out += [total[:, :o1].reshape(w_hw.shape).contiguous(), total[:, o1].contiguous(),
+                total[:, o1 + 1:o2].reshape(w_w.shape).contiguous(), total[:, o2].contiguous(),
+                total[:, o2 + 1:o2 + 1 + kh].reshape(w_h.shape).contiguous(),
+                total[:, o2 + 1 + kh].contiguous()]
+    return out

@@ -1,0 +1,215 @@
+"""The Triton backend against the fp64 reference.
+
+Without a CUDA device these run under the Triton interpreter (the conftest sets TRITON_INTERPRET=1
+before triton is imported) on small CPU shapes, with a few tests that force GPU-sized tile plans
+(many programs, several channel blocks and row-tile loops) so that the GPU decomposition is
+exercised too. With a CUDA device the same file also runs the full grid: every dtype x layout x
+InceptionNeXt stage shape at N=2, plus odd shapes.
+"""
+import pytest
+import torch
+
+import inception_dwconv
+from helpers import (ATTO_STAGES, TINY_STAGES, Case, assert_close, assert_rel_norm, make_params,
+                     make_x, reference_fp64)
+from inception_dwconv._layout import empty_output
+
+pytestmark = pytest.mark.skipif("triton" not in inception_dwconv.available_backends(),
+                                reason="triton backend not available (no triton, or no CUDA and no interpreter)")
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+
+
+def _launch():
+    from inception_dwconv.backends.triton import launch
+    return launch
+
+
+def _run(case: Case, grad_out=None):
+    """Forward + backward through the public API; returns (x, params, y, grad_out)."""
+    x = make_x(case, requires_grad=True)
+    params = make_params(case, requires_grad=True)
+    y = inception_dwconv.inception_dwconv(x, *params, dilation=case.dilation, backend="triton")
+    if grad_out is None:
+        g = torch.Generator().manual_seed(case.seed + 7)
+        grad_out = torch.randn(y.shape, generator=g, dtype=torch.float64).to(case.dtype).to(case.device)
+    y.backward(grad_out)
+    return x, params, y, grad_out
+
+
+def _check(case: Case, grad_out=None):
+    x, params, y, grad_out = _run(case, grad_out)
+    y_ref, gx_ref, gp_ref = reference_fp64(x, params, case.dilation, grad_out)
+    expect = empty_output(x)
+    assert y.shape == expect.shape and y.stride() == expect.stride(), "output strides"
+    # outputs and the workspace are allocated with torch.empty: under the `poison` fixture they
+    # start as NaN, so an element a kernel forgets to write fails here
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    assert_close(y, y_ref, case.dtype, f"{case} forward")
+    assert_close(x.grad, gx_ref, case.dtype, f"{case} grad_x")
+    names = ("weight_hw", "bias_hw", "weight_w", "bias_w", "weight_h", "bias_h")
+    for name, p, ref in zip(names, params, gp_ref):
+        if p is None:
+            continue
+        assert p.grad.shape == p.shape and p.grad.dtype == p.dtype
+        assert_rel_norm(p.grad, ref, case.dtype, f"{case} grad {name}")
+
+
+F32, BF16, F16, F64 = torch.float32, torch.bfloat16, torch.float16, torch.float64
+
+# Small cases (interpreter-sized). C=40, gc=10: gc not a multiple of 8, 10 identity channels.
+SMALL = [
+    # dtype x layout
+    *[Case(2, 40, 9, 10, 10, dtype=dt, layout=lay)
+      for dt in (F32, BF16) for lay in ("nchw", "channels_last", "strided", "strided_cl")],
+    Case(2, 40, 9, 10, 10, dtype=F16, layout="nchw"),
+    Case(2, 40, 9, 10, 10, dtype=F16, layout="channels_last"),
+    Case(1, 40, 9, 10, 10, dtype=F64),
+    # kernel sizes: atto band 9, other odd sizes with dilation 2, 1x1/3 extremes
+    Case(2, 40, 8, 8, 10, square=3, band=9),
+    Case(1, 24, 12, 7, 8, square=5, band=9, dilation=2),
+    Case(1, 24, 12, 11, 8, square=5, band=7, dilation=2, layout="channels_last", dtype=BF16),
+    Case(1, 24, 6, 6, 8, square=1, band=3, bias=False),
+    Case(1, 24, 10, 9, 8, square=7, band=13, layout="strided"),
+    # a map smaller than the kernel
+    Case(2, 40, 5, 4, 10, square=3, band=11),
+    Case(2, 40, 5, 4, 10, square=3, band=11, layout="channels_last", dtype=BF16),
+    Case(1, 40, 1, 1, 10, square=3, band=11),
+    # no identity channels; no bias
+    Case(1, 30, 7, 9, 10, bias=False),
+    Case(1, 30, 7, 9, 10, layout="strided_cl", bias=False),
+]
+
+
+@pytest.mark.parametrize("case", SMALL, ids=str)
+def test_forward_backward(case, poison):
+    case.device = DEVICE
+    _check(case)
+
+
+def _gpu_plan(monkeypatch, plan=None):
+    """Make the launcher use the GPU tile plan (or a given one) even when interpreting."""
+    launch = _launch()
+    original = launch._plan
+
+    def forced(N, C, H, W, gc, channels_last, backward, interpret):
+        if plan is not None:
+            return plan(backward)
+        return original(N, C, H, W, gc, channels_last, backward, False)
+
+    monkeypatch.setattr(launch, "_plan", forced)
+
+
+@pytest.mark.parametrize("case", [
+    Case(1, 40, 14, 14, 10),                                 # nchw: 4 channels x 16x16 tile
+    Case(1, 40, 14, 14, 10, layout="channels_last"),         # cl: 16 channels x 8x8 tile
+], ids=str)
+def test_gpu_tile_plan(case, monkeypatch, poison):
+    """The GPU decomposition (several channel blocks per branch, spatial tiles, row loops in the
+    backward) run through the interpreter."""
+    case.device = DEVICE
+    _gpu_plan(monkeypatch)
+    _check(case)
+
+
+def test_small_tiles_many_programs(monkeypatch, poison):
+    """Tiles far smaller than the map and the kernel, channel blocks not dividing gc or the
+    identity part, row loops that end in a partial group: halos cross several tiles."""
+    case = Case(1, 27, 9, 10, 7, square=3, band=11, layout="strided", device=DEVICE)
+    _gpu_plan(monkeypatch, lambda backward: (4, 4, 8, 2 if backward else 1, 4))
+    _check(case)
+
+
+def test_int64_offsets(monkeypatch, poison):
+    """The 64-bit index path (taken when a tensor has >= 2^31 elements), forced on a small case."""
+    launch = _launch()
+    monkeypatch.setattr(launch, "_needs_int64", lambda *t: True)
+    _check(Case(1, 40, 9, 10, 10, layout="channels_last", device=DEVICE))
+
+
+def test_expanded_grad_out(poison):
+    """y.sum().backward() hands the backward a stride-0 expanded grad_out."""
+    case = Case(2, 40, 6, 7, 10, device=DEVICE)
+    x = make_x(case, requires_grad=True)
+    params = make_params(case, requires_grad=True)
+    y = inception_dwconv.inception_dwconv(x, *params, dilation=1, backend="triton")
+    y.sum().backward()
+    _, gx_ref, gp_ref = reference_fp64(x, params, 1, torch.ones_like(y))
+    assert_close(x.grad, gx_ref, case.dtype, "grad_x")
+    for p, ref in zip(params, gp_ref):
+        assert_rel_norm(p.grad, ref, case.dtype, "weight grads")
+
+
+@pytest.mark.parametrize("compute_input,compute_weight", [(True, False), (False, True)])
+def test_backward_flags(compute_input, compute_weight, poison):
+    from inception_dwconv.backends import triton as backend
+    case = Case(1, 40, 7, 8, 10, layout="channels_last", device=DEVICE)
+    x = make_x(case)
+    w_hw, _, w_w, _, w_h, _ = params = make_params(case)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(x)
+    out = backend.backward(g, x, w_hw, w_w, w_h, 1, compute_input, compute_weight)
+    _, gx_ref, gp_ref = reference_fp64(x, params, 1, g)
+    assert len(out) == (1 if compute_input else 6)
+    if compute_input:
+        assert out[0].stride() == empty_output(x).stride()
+        assert_close(out[0], gx_ref, case.dtype, "grad_x")
+    else:
+        for got, ref in zip(out, gp_ref):
+            assert_rel_norm(got, ref, case.dtype, "weight grads")
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_empty_batch(layout, poison):
+    case = Case(0, 40, 6, 7, 10, layout=layout, device=DEVICE)
+    x = make_x(case, requires_grad=True)
+    params = make_params(case, requires_grad=True)
+    y = inception_dwconv.inception_dwconv(x, *params, dilation=1, backend="triton")
+    assert y.shape == x.shape and y.stride() == empty_output(x).stride()
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    for p in params:
+        assert p.grad.shape == p.shape and torch.count_nonzero(p.grad) == 0
+
+
+def test_deterministic_weight_grads():
+    """No atomics: repeated backward runs give bit-identical grads."""
+    case = Case(2, 40, 9, 10, 10, dtype=BF16, layout="channels_last", device=DEVICE)
+    from inception_dwconv.backends import triton as backend
+    x = make_x(case)
+    w_hw, _, w_w, _, w_h, _ = make_params(case)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64).to(x)
+    runs = [backend.backward(g, x, w_hw, w_w, w_h, 1, True, True) for _ in range(2 if not CUDA else 20)]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert torch.equal(a, b)
+
+
+# ---- the full grid: only with a CUDA device (far too slow for the interpreter) ------------------
+
+def _stage_cases():
+    cases = []
+    for dt in (F32, BF16, F16):
+        for lay in ("nchw", "channels_last", "strided", "strided_cl"):
+            for C, H in ATTO_STAGES:
+                cases.append(Case(2, C, H, H, C // 4, square=3, band=9, dtype=dt, layout=lay, device="cuda"))
+            for C, H in TINY_STAGES:
+                cases.append(Case(2, C, H, H, C // 8, square=3, band=11, dtype=dt, layout=lay, device="cuda"))
+    return cases
+
+
+ODD_CASES = [
+    Case(3, 40, 5, 4, 10, device="cuda"),
+    Case(3, 40, 5, 4, 10, layout="channels_last", dtype=BF16, device="cuda"),
+    Case(2, 72, 33, 17, 20, square=5, band=9, dilation=2, device="cuda"),
+    Case(2, 72, 33, 17, 20, square=5, band=9, dilation=2, layout="strided_cl", dtype=F16, device="cuda"),
+    Case(4, 100, 65, 130, 30, square=7, band=13, layout="channels_last", device="cuda"),
+    Case(1, 30, 1, 97, 10, layout="strided", device="cuda"),
+    Case(2, 40, 56, 56, 10, dtype=F64, device="cuda"),
+]
+
+
+@pytest.mark.skipif(not CUDA, reason="full grid needs a CUDA device")
+@pytest.mark.parametrize("case", _stage_cases() + ODD_CASES, ids=str)
+def test_cuda_grid(case, poison):
+    _check(case)
