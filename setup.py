@@ -60,7 +60,10 @@ def rel(paths):
 cpu_sources = rel(glob.glob(os.path.join(HERE, "csrc", "*.cpp")) + glob.glob(os.path.join(HERE, "csrc", "cpu", "*.cpp")))
 cuda_sources = rel(glob.glob(os.path.join(HERE, "csrc", "cuda", "*.cu")))
 openmp = ["-fopenmp"] if os.name != "nt" else ["/openmp"]
-cxx_flags = ["-O3", *openmp]  # the C++ standard is the one BuildExtension picks for this torch
+# The C++ standard is the one BuildExtension picks for this torch. fp-contract=fast lets the
+# compiler fuse multiply-adds (ISO C++ mode turns that off by default); the kernels' short copy
+# loops must stay loops, not memcpy calls (csrc/cpu/kernels.h, copy_run).
+cxx_flags = ["-O3", "-ffp-contract=fast", "-fno-tree-loop-distribute-patterns", *openmp]
 
 if want_cuda() and cuda_sources:
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "../common.h"
@@ -20,18 +21,46 @@ struct Strides4 {
   explicit Strides4(const at::Tensor& t) : n(t.stride(0)), c(t.stride(1)), h(t.stride(2)), w(t.stride(3)) {}
 };
 
+// Buffers are padded to whole multiples of kBlock values, so that a register block of the kernels'
+// inner loops (kernels.h: 64 floats at most) never reads past them.
+constexpr int64_t kBlock = 64;
+// Output rows per register tile (kernels.h, conv_tile); buffers hold whole tiles of rows.
+constexpr int64_t kTileRows = 4;
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Plane buffers (kernels.h, planes): H + 2 ph rows of plane_stride values.
+inline int64_t plane_stride(const Geometry& g, int b) { return round_up(g.W, kBlock) + 2 * g.pad_w(b); }
+inline int64_t plane_stride_max(const Geometry& g) {
+  return std::max(plane_stride(g, 0), std::max(plane_stride(g, 1), plane_stride(g, 2)));
+}
+inline int64_t max_plane_buffer(const Geometry& g) {
+  int64_t m = 0;
+  for (int b = 0; b < 3; ++b) m = std::max(m, (round_up(g.H, kTileRows) + 2 * g.pad_h(b)) * plane_stride(g, b));
+  return m;
+}
+
+// Row buffers (kernels.h, rows): a row is W pixels x gc channels (rows_len values, rounded up to
+// whole blocks) plus pw pixels of zeros on each side.
+inline int64_t rows_len(const Geometry& g) { return round_up(g.W * g.gc, kBlock); }
+inline int64_t rows_stride(const Geometry& g, int b) { return rows_len(g) + 2 * g.pad_w(b) * g.gc; }
+inline int64_t max_rows_buffer(const Geometry& g, int64_t rows) {
+  int64_t m = 0;
+  for (int b = 0; b < 3; ++b) m = std::max(m, (round_up(rows, kTileRows) + 2 * g.pad_h(b)) * rows_stride(g, b));
+  return m;
+}
+
 // Per-branch weights in the accumulation type, prepared once per call.
-//  plane[b]:      (gc, kh, kw), optionally flipped in both spatial axes (grad_x is a correlation of
-//                 grad_out with the flipped kernel);
-//  cl_tiled[b]:   (kh * kw, W * gc): for each tap, the gc channel weights repeated for each of the
-//                 W pixels of a channels_last row, so a tap is one flat loop over the row;
-//  bias[b], bias_tiled[b]: (gc) and (W * gc); zero when there is no bias.
+//  plane[b]:  (gc, kh, kw), optionally flipped in both spatial axes (grad_x is a correlation of
+//             grad_out with the flipped kernel);
+//  tiled[b]:  (kh * kw, rows_len): for each tap, the gc channel weights repeated for each of the W
+//             pixels of an interleaved row (zero past W * gc), so a tap is one flat loop over a row;
+//  bias[b], bias_tiled[b]: (gc) and (rows_len); zero where there is no bias.
 template <typename acc_t>
 struct BranchWeights {
-  std::vector<acc_t> plane[3], cl_tiled[3], bias[3], bias_tiled[3];
+  std::vector<acc_t> plane[3], tiled[3], bias[3], bias_tiled[3];
 
   BranchWeights(const Geometry& g, const at::Tensor* const ws[3], const std::optional<at::Tensor>* const bs[3],
-                bool flip, bool tiled) {
+                bool flip, bool want_tiled) {
     const auto acc_scalar = c10::CppTypeToScalarType<acc_t>::value;
     for (int b = 0; b < 3; ++b) {
       at::Tensor w = ws[b]->to(acc_scalar).reshape({g.gc, g.kh[b], g.kw[b]});
@@ -44,13 +73,13 @@ struct BranchWeights {
         at::Tensor bb = (*bs[b])->to(acc_scalar).contiguous();
         std::copy(bb.data_ptr<acc_t>(), bb.data_ptr<acc_t>() + g.gc, bias[b].begin());
       }
-      if (!tiled) continue;
-      const int64_t taps = g.taps(b), len = g.W * g.gc;
-      cl_tiled[b].resize(taps * len);
-      bias_tiled[b].resize(len);
+      if (!want_tiled) continue;
+      const int64_t taps = g.taps(b), blen = rows_len(g);
+      tiled[b].assign(taps * blen, acc_t(0));
+      bias_tiled[b].assign(blen, acc_t(0));
       for (int64_t t = 0; t < taps; ++t)
         for (int64_t x = 0; x < g.W; ++x)
-          for (int64_t k = 0; k < g.gc; ++k) cl_tiled[b][t * len + x * g.gc + k] = wp[k * taps + t];
+          for (int64_t k = 0; k < g.gc; ++k) tiled[b][t * blen + x * g.gc + k] = wp[k * taps + t];
       for (int64_t x = 0; x < g.W; ++x)
         for (int64_t k = 0; k < g.gc; ++k) bias_tiled[b][x * g.gc + k] = bias[b][k];
     }

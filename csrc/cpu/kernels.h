@@ -11,13 +11,15 @@
 // come from the same sweep. Partials are per work item, and work items depend on the shape only,
 // so the reduced weight grads have the same bits for any thread count.
 //
-// Both layouts run the same scheme: the rows a work item needs are converted once into a zero-padded
-// buffer in the accumulation type, and every tap is then one flat multiply-add loop over a row of
-// that buffer, with no bounds checks (the padding is the zero padding of the convolution).
-//  * planes (NCHW, and any strides that are not channels-innermost): one (n, c) plane per item;
-//    a row holds W values and the tap weight is a scalar;
-//  * channels_last: one (n, row chunk) per item, one branch at a time; a row holds W pixels x gc
-//    channels, interleaved, and the tap weight is a vector tiled across the W pixels.
+// Both conv schemes convert the rows a work item needs once into a zero-padded buffer in the
+// accumulation type; a tap is then a multiply-add over a shifted buffer row with no bounds checks
+// (the padding is the convolution's zero padding). Outputs are produced kBlock values at a time,
+// all taps accumulated in registers before one store.
+//  * planes (NCHW-like strides, maps at least kPlanesMinWidth wide): one (n, c) plane per item;
+//    a buffer row holds the W values of one channel and the tap weight is a scalar;
+//  * rows (channels_last, and small maps of any layout): one (n, row chunk) per item, a branch at a
+//    time; a buffer row holds W pixels x gc channels interleaved and the tap weight is a vector
+//    tiled across the pixels, so even a 7-pixel row is a long loop.
 
 namespace inception_dwconv {
 namespace KERNEL_NS {
@@ -25,66 +27,109 @@ namespace KERNEL_NS {
 template <typename scalar_t>
 using acc_type = at::opmath_type<scalar_t>;
 
+// Values per register block: KERNEL_BLOCK_BYTES (set by the including file) fills 8 vector
+// registers, so 8 independent multiply-add chains hide the FMA latency. Divides kBlock (the padding
+// unit of every buffer).
+template <typename acc_t>
+constexpr int64_t block_of() {
+  return KERNEL_BLOCK_BYTES / static_cast<int64_t>(sizeof(acc_t));
+}
+
+// dst[v * stride] = src[v] for v < n, converting. Runs here are often short (a pixel's 12 channels):
+// an inline vector loop beats a memcpy call there (the build passes -fno-tree-loop-distribute-patterns
+// so the compiler keeps the loop); long same-type runs use memcpy.
+template <typename dst_t, typename src_t>
+inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t src_stride, int64_t n) {
+  if (dst_stride == 1 && src_stride == 1) {
+    if (std::is_same_v<dst_t, src_t> && n >= 256) {
+      std::memcpy(dst, src, sizeof(src_t) * n);
+    } else {
+      for (int64_t v = 0; v < n; ++v) dst[v] = static_cast<dst_t>(src[v]);
+    }
+  } else {
+    for (int64_t v = 0; v < n; ++v) dst[v * dst_stride] = static_cast<dst_t>(src[v * src_stride]);
+  }
+}
+
+// A register tile of kTileRows output rows x V values (V = 64 bytes of lanes):
+// out[r][0:V] = bias + sum over taps (i, j) of wt(i, j) * in[r * row_step + i * in_step + j * tap_step + 0:V],
+// where wt(i, j) is a scalar (planes) or a V-vector at wt + (i * kw + j) * wt_step (rows), loaded
+// once per tap and used for every row of the tile.
+template <typename acc_t>
+constexpr int64_t lanes_of() {
+  return 64 / static_cast<int64_t>(sizeof(acc_t));
+}
+
+template <bool kVectorWeights, typename acc_t, int64_t R = kTileRows, int64_t V = lanes_of<acc_t>()>
+inline void conv_tile(const acc_t* in, int64_t row_step, int64_t in_step, int64_t tap_step, const acc_t* wt,
+                      int64_t wt_step, int64_t kh, int64_t kw, const acc_t* bias, acc_t* out, int64_t out_step) {
+  acc_t a[R][V];
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t v = 0; v < V; ++v) a[r][v] = bias[kVectorWeights ? v : 0];
+  for (int64_t i = 0; i < kh; ++i) {
+    for (int64_t j = 0; j < kw; ++j) {
+      const acc_t* s = in + i * in_step + j * tap_step;
+      if constexpr (kVectorWeights) {
+        acc_t wv[V];
+        for (int64_t v = 0; v < V; ++v) wv[v] = wt[(i * kw + j) * wt_step + v];
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t v = 0; v < V; ++v) a[r][v] += wv[v] * s[r * row_step + v];
+      } else {
+        const acc_t wv = wt[i * kw + j];
+        for (int64_t r = 0; r < R; ++r)
+          for (int64_t v = 0; v < V; ++v) a[r][v] += wv * s[r * row_step + v];
+      }
+    }
+  }
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t v = 0; v < V; ++v) out[r * out_step + v] = a[r][v];
+}
+
+// acc[0:B] += sum over rows r < rows of g[r * step + 0:B] * x[r * step + 0:B].
+template <typename acc_t, int64_t B = block_of<acc_t>()>
+inline void dot_rows_block(const acc_t* gr, const acc_t* xr, int64_t step, int64_t rows, acc_t* acc) {
+  acc_t a[B];
+  for (int64_t v = 0; v < B; ++v) a[v] = acc[v];
+  for (int64_t r = 0; r < rows; ++r) {
+    const acc_t* g = gr + r * step;
+    const acc_t* x = xr + r * step;
+    for (int64_t v = 0; v < B; ++v) a[v] += g[v] * x[v];
+  }
+  for (int64_t v = 0; v < B; ++v) acc[v] = a[v];
+}
+
 // ------------------------------------------------------------------------------------------------
 // Planes
 // ------------------------------------------------------------------------------------------------
 
-// Loads plane t(n, c) into buf, a (H + 2 ph) x (W + 2 pw) buffer, zero outside the map.
+// Loads plane t(n, c) into buf: H + 2 ph rows of plane_stride values, x at (ph, pw), zero elsewhere.
 template <typename scalar_t, typename acc_t>
-void load_plane(const scalar_t* plane, const Strides4& s, int64_t H, int64_t W, int64_t ph, int64_t pw, acc_t* buf) {
-  const int64_t Wp = W + 2 * pw;
-  std::fill(buf, buf + (H + 2 * ph) * Wp, acc_t(0));
-  for (int64_t h = 0; h < H; ++h) {
-    const scalar_t* src = plane + h * s.h;
-    acc_t* dst = buf + (h + ph) * Wp + pw;
-    if (s.w == 1) {
-      for (int64_t w = 0; w < W; ++w) dst[w] = static_cast<acc_t>(src[w]);
-    } else {
-      for (int64_t w = 0; w < W; ++w) dst[w] = static_cast<acc_t>(src[w * s.w]);
-    }
-  }
+void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4& s, acc_t* buf) {
+  const int64_t ph = g.pad_h(b), pw = g.pad_w(b), Wp = plane_stride(g, b);
+  std::fill(buf, buf + (round_up(g.H, kTileRows) + 2 * ph) * Wp, acc_t(0));
+  for (int64_t h = 0; h < g.H; ++h) copy_run(buf + (h + ph) * Wp + pw, 1, plane + h * s.h, s.w, g.W);
 }
 
 template <typename scalar_t>
 void copy_plane(const scalar_t* src, const Strides4& ss, scalar_t* dst, const Strides4& ds, int64_t H, int64_t W) {
-  for (int64_t h = 0; h < H; ++h) {
-    const scalar_t* s = src + h * ss.h;
-    scalar_t* d = dst + h * ds.h;
-    if (ss.w == 1 && ds.w == 1) {
-      std::memcpy(d, s, sizeof(scalar_t) * W);
-    } else {
-      for (int64_t w = 0; w < W; ++w) d[w * ds.w] = s[w * ss.w];
-    }
-  }
+  for (int64_t h = 0; h < H; ++h) copy_run(dst + h * ds.h, ds.w, src + h * ss.h, ss.w, W);
 }
 
-// out[h][w] = bias + sum_{i,j} wt[i][j] * buf[h + i d][w + j d]   (buf zero-padded, row stride Wp)
+// out[h][w] = bias + sum_{i,j} wt[i][j] * buf[h + i d][w + j d]
 template <typename scalar_t, typename acc_t>
-void conv_plane(const acc_t* buf, int64_t H, int64_t W, int64_t Wp, const acc_t* wt, int64_t kh, int64_t kw, int64_t d,
-                acc_t bias, scalar_t* out, const Strides4& os, acc_t* row) {
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t w = 0; w < W; ++w) row[w] = bias;
-    for (int64_t i = 0; i < kh; ++i) {
-      const acc_t* in = buf + (h + i * d) * Wp;
-      for (int64_t j = 0; j < kw; ++j) {
-        const acc_t wv = wt[i * kw + j];
-        const acc_t* src = in + j * d;
-        for (int64_t w = 0; w < W; ++w) row[w] += wv * src[w];
-      }
-    }
-    scalar_t* dst = out + h * os.h;
-    if (os.w == 1) {
-      for (int64_t w = 0; w < W; ++w) dst[w] = static_cast<scalar_t>(row[w]);
-    } else {
-      for (int64_t w = 0; w < W; ++w) dst[w * os.w] = static_cast<scalar_t>(row[w]);
+void conv_plane(const Geometry& g, int b, const acc_t* buf, const acc_t* wt, acc_t bias, scalar_t* out,
+                const Strides4& os) {
+  const int64_t Wp = plane_stride(g, b), d = g.dilation;
+  // One row of block_of values per tile: with a scalar weight per tap, each multiply-add needs one
+  // load, and the 8 accumulators stay in registers (4-row tiles spilled here with GCC 12).
+  constexpr int64_t B = block_of<acc_t>();
+  acc_t row[B];
+  for (int64_t h = 0; h < g.H; ++h) {
+    for (int64_t w0 = 0; w0 < g.W; w0 += B) {
+      conv_tile<false, acc_t, 1, B>(buf + h * Wp + w0, Wp, d * Wp, d, wt, 0, g.kh[b], g.kw[b], &bias, row, B);
+      copy_run(out + h * os.h + w0 * os.w, os.w, row, 1, std::min(B, g.W - w0));
     }
   }
-}
-
-inline int64_t max_plane_buffer(const Geometry& g) {
-  int64_t m = 0;
-  for (int b = 0; b < 3; ++b) m = std::max(m, (g.H + 2 * g.pad_h(b)) * (g.W + 2 * g.pad_w(b)));
-  return m;
 }
 
 template <typename scalar_t>
@@ -93,19 +138,15 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   const Strides4 xs(x), ys(y);
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* yp = y.data_ptr<scalar_t>();
-  const int64_t buf_size = max_plane_buffer(g);
-  const int64_t conv_c = 3 * g.gc;
+  const int64_t conv_c = 3 * g.gc, buf_size = max_plane_buffer(g);
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(buf_size), row(g.W);
+    std::vector<acc_t> buf(buf_size);
     for (int64_t p = begin; p < end; ++p) {
       const int64_t n = p / conv_c, c = g.c_id + p % conv_c;
-      const scalar_t* src = xp + n * xs.n + c * xs.c;
-      scalar_t* dst = yp + n * ys.n + c * ys.c;
       const int b = static_cast<int>((c - g.c_id) / g.gc);
       const int64_t k = (c - g.c_id) % g.gc;
-      load_plane(src, xs, g.H, g.W, g.pad_h(b), g.pad_w(b), buf.data());
-      conv_plane(buf.data(), g.H, g.W, g.W + 2 * g.pad_w(b), bw.plane[b].data() + k * g.taps(b), g.kh[b], g.kw[b],
-                 g.dilation, bw.bias[b][k], dst, ys, row.data());
+      load_plane(g, b, xp + n * xs.n + c * xs.c, xs, buf.data());
+      conv_plane(g, b, buf.data(), bw.plane[b].data() + k * g.taps(b), bw.bias[b][k], yp + n * ys.n + c * ys.c, ys);
     }
   });
 }
@@ -120,42 +161,42 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* gxp = gx ? gx->data_ptr<scalar_t>() : nullptr;
   const Strides4 gxs = gx ? Strides4(*gx) : gys;
-  const int64_t buf_size = max_plane_buffer(g);
-  // Work item (n, c); its partials go to item n, channel slot of c: disjoint across items.
-  const int64_t conv_c = 3 * g.gc;
+  const int64_t conv_c = 3 * g.gc, buf_size = max_plane_buffer(g);
+  // Work item (n, conv channel c); its partials go to block n, the slots of c: disjoint across items.
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), row(g.W);
+    std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), col(plane_stride_max(g));
     for (int64_t p = begin; p < end; ++p) {
       const int64_t n = p / conv_c, c = g.c_id + p % conv_c;
-      const scalar_t* gsrc = gyp + n * gys.n + c * gys.c;
       const int b = static_cast<int>((c - g.c_id) / g.gc);
       const int64_t k = (c - g.c_id) % g.gc;
-      const int64_t ph = g.pad_h(b), pw = g.pad_w(b), Wp = g.W + 2 * pw, d = g.dilation;
-      load_plane(gsrc, gys, g.H, g.W, ph, pw, gbuf.data());
+      const int64_t ph = g.pad_h(b), pw = g.pad_w(b), Wp = plane_stride(g, b), d = g.dilation;
+      load_plane(g, b, gyp + n * gys.n + c * gys.c, gys, gbuf.data());
       if (gxp) {
-        conv_plane(gbuf.data(), g.H, g.W, Wp, flipped.plane[b].data() + k * g.taps(b), g.kh[b], g.kw[b], d, acc_t(0),
-                   gxp + n * gxs.n + c * gxs.c, gxs, row.data());
+        conv_plane(g, b, gbuf.data(), flipped.plane[b].data() + k * g.taps(b), acc_t(0), gxp + n * gxs.n + c * gxs.c,
+                   gxs);
       }
       if (!part) continue;
-      load_plane(xp + n * xs.n + c * xs.c, xs, g.H, g.W, ph, pw, xbuf.data());
+      load_plane(g, b, xp + n * xs.n + c * xs.c, xs, xbuf.data());
       acc_t* slot = part + n * L.item_size();
-      const acc_t* gin = gbuf.data() + ph * Wp + pw;  // grad_out rows inside the padding
-      // Each tap: column sums over the map first (a vectorizable loop), then over the row.
+      // grad_out rows inside the padding; past column W they read zeros (right padding, round-up).
+      const acc_t* gin = gbuf.data() + ph * Wp + pw;
       for (int64_t t = 0; t <= g.taps(b); ++t) {
-        const bool is_bias = t == g.taps(b);
-        const int64_t i = is_bias ? 0 : t / g.kw[b], j = is_bias ? 0 : t % g.kw[b];
-        for (int64_t w = 0; w < g.W; ++w) row[w] = 0;
-        for (int64_t h = 0; h < g.H; ++h) {
-          const acc_t* gr = gin + h * Wp;
-          if (is_bias) {
-            for (int64_t w = 0; w < g.W; ++w) row[w] += gr[w];
-          } else {
-            const acc_t* xr = xbuf.data() + (h + i * d) * Wp + j * d;
-            for (int64_t w = 0; w < g.W; ++w) row[w] += gr[w] * xr[w];
+        const bool is_bias = t == g.taps(b);  // the last slot: sum of grad_out
+        std::fill(col.begin(), col.end(), acc_t(0));
+        if (is_bias) {
+          for (int64_t h = 0; h < g.H; ++h) {
+            const acc_t* gr = gin + h * Wp;
+            for (int64_t w = 0; w < g.W; ++w) col[w] += gr[w];
+          }
+        } else {
+          const int64_t i = t / g.kw[b], j = t % g.kw[b];
+          const acc_t* xr = xbuf.data() + i * d * Wp + j * d;
+          for (int64_t w0 = 0; w0 < g.W; w0 += block_of<acc_t>()) {
+            dot_rows_block(gin + w0, xr + w0, Wp, g.H, col.data() + w0);
           }
         }
         acc_t s = 0;
-        for (int64_t w = 0; w < g.W; ++w) s += row[w];
+        for (int64_t w = 0; w < g.W; ++w) s += col[w];
         slot[L.at(b, is_bias ? L.slots - 1 : t, k)] = s;
       }
     }
@@ -165,79 +206,66 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
 // ------------------------------------------------------------------------------------------------
 // Rows: channels_last, and small maps of any layout
 // ------------------------------------------------------------------------------------------------
-// A plane row of a small map is too short for the vector unit (7 values at 7x7); interleaving the
-// gc channels of a branch makes every tap a loop over W * gc values instead.
 
-
-// Loads rows [h0 - ph, h1 + ph) of branch b's channels of image n into buf, laid out
-// (row, W + 2 pw pixels, gc channels), zero outside the map. Any strides (fastest with channels
-// innermost).
+// Loads rows [h0 - ph, h0 + round_up(h1 - h0, kTileRows) + ph) of branch b's channels of image n
+// into buf (rows past the map are zeros, so whole row tiles can be computed): each row holds
+// W + 2 pw pixels of gc interleaved channels (x at pixel pw), then zeros up to rows_stride.
 template <typename scalar_t, typename acc_t>
-void load_rows_cl(const Geometry& g, int b, const scalar_t* image, const Strides4& s, int64_t h0, int64_t h1, acc_t* buf) {
-  const int64_t gc = g.gc, ph = g.pad_h(b), pw = g.pad_w(b), row_len = (g.W + 2 * pw) * gc;
+void load_rows(const Geometry& g, int b, const scalar_t* image, const Strides4& s, int64_t h0, int64_t h1, acc_t* buf) {
+  const int64_t gc = g.gc, ph = g.pad_h(b), pw = g.pad_w(b), stride = rows_stride(g, b);
   const scalar_t* base = image + g.branch_start(b) * s.c;
-  for (int64_t r = 0, hi = h0 - ph; hi < h1 + ph; ++r, ++hi) {
-    acc_t* dst = buf + r * row_len;
+  const int64_t h_end = h0 + round_up(h1 - h0, kTileRows) + ph;
+  for (int64_t r = 0, hi = h0 - ph; hi < h_end; ++r, ++hi) {
+    acc_t* dst = buf + r * stride;
     if (hi < 0 || hi >= g.H) {
-      std::fill(dst, dst + row_len, acc_t(0));
+      std::fill(dst, dst + stride, acc_t(0));
       continue;
     }
     std::fill(dst, dst + pw * gc, acc_t(0));
-    std::fill(dst + (pw + g.W) * gc, dst + row_len, acc_t(0));
-    for (int64_t w = 0; w < g.W; ++w) {
-      const scalar_t* src = base + hi * s.h + w * s.w;
-      acc_t* d = dst + (pw + w) * gc;
-      if (s.c == 1) {
-        for (int64_t k = 0; k < gc; ++k) d[k] = static_cast<acc_t>(src[k]);
-      } else {
-        for (int64_t k = 0; k < gc; ++k) d[k] = static_cast<acc_t>(src[k * s.c]);
-      }
+    std::fill(dst + (pw + g.W) * gc, dst + stride, acc_t(0));
+    const scalar_t* src = base + hi * s.h;
+    acc_t* d = dst + pw * gc;
+    if (s.c == 1) {
+      for (int64_t w = 0; w < g.W; ++w) copy_run(d + w * gc, 1, src + w * s.w, 1, gc);
+    } else {  // planes: read each channel's row, write it interleaved
+      for (int64_t k = 0; k < gc; ++k) copy_run(d + k, gc, src + k * s.c, s.w, g.W);
     }
   }
 }
 
-// For output rows [h0, h1) of branch b: acc = bias + sum over taps of wexp[tap] * shifted buffer row,
-// each tap one flat loop over W * gc values; then written into the output's branch channels.
+// For output rows [h0, h1) of branch b, from a buffer filled by load_rows for the same rows.
+// Column blocks outer, row tiles inner: a block's tiled weights and its column of the buffer stay in
+// L1 while every row of the chunk uses them. acc holds round_up(h1 - h0, kTileRows) rows of rows_len.
 template <typename scalar_t, typename acc_t>
-void conv_rows_cl(const Geometry& g, int b, const acc_t* buf, const acc_t* wexp, const acc_t* bias_exp, int64_t h0,
-                  int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
-  const int64_t gc = g.gc, d = g.dilation, pw = g.pad_w(b), row_len = (g.W + 2 * pw) * gc, len = g.W * gc;
-  for (int64_t h = h0; h < h1; ++h) {
-    for (int64_t e = 0; e < len; ++e) acc[e] = bias_exp[e];
-    for (int64_t i = 0; i < g.kh[b]; ++i) {
-      const acc_t* in = buf + (h - h0 + i * d) * row_len;
-      for (int64_t j = 0; j < g.kw[b]; ++j) {
-        const acc_t* wv = wexp + (i * g.kw[b] + j) * len;
-        const acc_t* src = in + j * d * gc;
-        for (int64_t e = 0; e < len; ++e) acc[e] += wv[e] * src[e];
-      }
+void conv_rows(const Geometry& g, int b, const acc_t* buf, const acc_t* wt_tiled, const acc_t* bias_tiled, int64_t h0,
+               int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
+  const int64_t gc = g.gc, d = g.dilation, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
+  for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
+    for (int64_t r = 0; r < h1 - h0; r += kTileRows) {
+      conv_tile<true>(buf + r * stride + e0, stride, d * stride, d * gc, wt_tiled + e0, blen, g.kh[b], g.kw[b],
+                      bias_tiled + e0, acc + r * blen + e0, blen);
     }
+  }
+  for (int64_t h = h0; h < h1; ++h) {
+    const acc_t* a = acc + (h - h0) * blen;
     scalar_t* o = out_image + h * os.h + g.branch_start(b) * os.c;
     if (os.c == 1) {
-      for (int64_t w = 0; w < g.W; ++w)
-        for (int64_t k = 0; k < gc; ++k) o[w * os.w + k] = static_cast<scalar_t>(acc[w * gc + k]);
+      for (int64_t w = 0; w < g.W; ++w) copy_run(o + w * os.w, 1, a + w * gc, 1, gc);
     } else {
-      for (int64_t k = 0; k < gc; ++k)
-        for (int64_t w = 0; w < g.W; ++w) o[w * os.w + k * os.c] = static_cast<scalar_t>(acc[w * gc + k]);
+      for (int64_t k = 0; k < gc; ++k) copy_run(o + k * os.c, os.w, a + k, gc, g.W);
     }
   }
 }
 
 template <typename scalar_t>
-void copy_identity_cl(const Geometry& g, const scalar_t* src_image, const Strides4& ss, scalar_t* dst_image,
-                      const Strides4& ds, int64_t h0, int64_t h1) {
+void copy_identity_pixels(const Geometry& g, const scalar_t* src_image, const Strides4& ss, scalar_t* dst_image,
+                          const Strides4& ds, int64_t h0, int64_t h1) {
   if (g.c_id == 0) return;
   for (int64_t h = h0; h < h1; ++h) {
     for (int64_t w = 0; w < g.W; ++w) {
-      std::memcpy(dst_image + h * ds.h + w * ds.w, src_image + h * ss.h + w * ss.w, sizeof(scalar_t) * g.c_id);
+      copy_run(dst_image + h * ds.h + w * ds.w, 1, src_image + h * ss.h + w * ss.w, 1, g.c_id);
     }
   }
-}
-
-inline int64_t max_rows_buffer_cl(const Geometry& g, int64_t rows) {
-  int64_t m = 0;
-  for (int b = 0; b < 3; ++b) m = std::max(m, (rows + 2 * g.pad_h(b)) * (g.W + 2 * g.pad_w(b)) * g.gc);
-  return m;
 }
 
 // Conv channels (and, with channels innermost, the identity channels) by row chunks.
@@ -249,19 +277,19 @@ void forward_rows(const Geometry& g, bool identity_too, const at::Tensor& x, con
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* yp = y.data_ptr<scalar_t>();
   const RowChunks chunks(g);
-  const int64_t buf_size = max_rows_buffer_cl(g, chunks.rows_per_item);
+  const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(buf_size), acc(g.W * g.gc);
+    std::vector<acc_t> buf(buf_size), acc(round_up(chunks.rows_per_item, kTileRows) * rows_len(g));
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / chunks.items_per_image;
       const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* xn = xp + n * xs.n;
       scalar_t* yn = yp + n * ys.n;
-      if (identity_too) copy_identity_cl(g, xn, xs, yn, ys, h0, h1);
+      if (identity_too) copy_identity_pixels(g, xn, xs, yn, ys, h0, h1);
       for (int b = 0; b < 3; ++b) {
-        load_rows_cl(g, b, xn, xs, h0, h1, buf.data());
-        conv_rows_cl(g, b, buf.data(), bw.cl_tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
+        load_rows(g, b, xn, xs, h0, h1, buf.data());
+        conv_rows(g, b, buf.data(), bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
       }
     }
   });
@@ -278,49 +306,48 @@ void backward_rows(const Geometry& g, bool identity_too, const at::Tensor& gy, c
   scalar_t* gxp = gx ? gx->data_ptr<scalar_t>() : nullptr;
   const Strides4 gxs = gx ? Strides4(*gx) : gys;
   const RowChunks chunks(g);
-  const int64_t buf_size = max_rows_buffer_cl(g, chunks.rows_per_item), len = g.W * g.gc;
-  const std::vector<acc_t> zero_bias(len, acc_t(0));
+  const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item), blen = rows_len(g), len = g.W * g.gc;
+  const std::vector<acc_t> zero_bias(blen, acc_t(0));
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), acc(len);
-    std::vector<acc_t> tap_acc(part ? (g.max_taps() + 1) * len : 0);
+    std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), acc(round_up(chunks.rows_per_item, kTileRows) * blen);
+    std::vector<acc_t> tap_acc(part ? (g.max_taps() + 1) * blen : 0);
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / chunks.items_per_image;
       const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* gyn = gyp + n * gys.n;
-      if (gxp && identity_too) copy_identity_cl(g, gyn, gys, gxp + n * gxs.n, gxs, h0, h1);
+      if (gxp && identity_too) copy_identity_pixels(g, gyn, gys, gxp + n * gxs.n, gxs, h0, h1);
       for (int b = 0; b < 3; ++b) {
-        load_rows_cl(g, b, gyn, gys, h0, h1, gbuf.data());
+        load_rows(g, b, gyn, gys, h0, h1, gbuf.data());
         if (gxp) {
-          conv_rows_cl(g, b, gbuf.data(), flipped.cl_tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
-                       acc.data());
+          conv_rows(g, b, gbuf.data(), flipped.tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
+                    acc.data());
         }
         if (!part) continue;
-        load_rows_cl(g, b, xp + n * xs.n, xs, h0, h1, xbuf.data());
-        const int64_t ph = g.pad_h(b), pw = g.pad_w(b), d = g.dilation, gc = g.gc;
-        const int64_t row_len = (g.W + 2 * pw) * gc, taps = g.taps(b);
-        std::fill(tap_acc.begin(), tap_acc.begin() + (taps + 1) * len, acc_t(0));
-        for (int64_t h = h0; h < h1; ++h) {
-          const acc_t* gr = gbuf.data() + (h - h0 + ph) * row_len + pw * gc;  // grad_out row, unpadded
-          acc_t* bias_acc = tap_acc.data() + taps * len;
-          for (int64_t e = 0; e < len; ++e) bias_acc[e] += gr[e];
-          for (int64_t i = 0; i < g.kh[b]; ++i) {
-            const acc_t* xr = xbuf.data() + (h - h0 + i * d) * row_len;
-            for (int64_t j = 0; j < g.kw[b]; ++j) {
-              acc_t* ta = tap_acc.data() + (i * g.kw[b] + j) * len;
-              const acc_t* src = xr + j * d * gc;
-              for (int64_t e = 0; e < len; ++e) ta[e] += gr[e] * src[e];
-            }
+        load_rows(g, b, xp + n * xs.n, xs, h0, h1, xbuf.data());
+        const int64_t ph = g.pad_h(b), d = g.dilation, gc = g.gc, stride = rows_stride(g, b), taps = g.taps(b);
+        const int64_t rows = h1 - h0;
+        // grad_out rows of the chunk (inside the padding); past len they read zeros.
+        const acc_t* gr = gbuf.data() + ph * stride + g.pad_w(b) * gc;
+        std::fill(tap_acc.begin(), tap_acc.begin() + (taps + 1) * blen, acc_t(0));
+        // Blocks outer, taps inner: the block's grad_out column stays in L1 across the taps.
+        for (int64_t e0 = 0; e0 < len; e0 += block_of<acc_t>()) {
+          for (int64_t t = 0; t < taps; ++t) {
+            const int64_t i = t / g.kw[b], j = t % g.kw[b];
+            const acc_t* xr = xbuf.data() + i * d * stride + j * d * gc;
+            dot_rows_block(gr + e0, xr + e0, stride, rows, tap_acc.data() + t * blen + e0);
           }
         }
+        acc_t* bias_acc = tap_acc.data() + taps * blen;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t e = 0; e < len; ++e) bias_acc[e] += gr[r * stride + e];
         acc_t* slot = part + it * L.item_size();
         for (int64_t t = 0; t <= taps; ++t) {
           acc_t* dst = slot + L.at(b, t == taps ? L.slots - 1 : t, 0);
-          const acc_t* ta = tap_acc.data() + t * len;
+          const acc_t* ta = tap_acc.data() + t * blen;
           for (int64_t k = 0; k < gc; ++k) dst[k] = 0;
-          for (int64_t w = 0; w < g.W; ++w) {
+          for (int64_t w = 0; w < g.W; ++w)
             for (int64_t k = 0; k < gc; ++k) dst[k] += ta[w * gc + k];
-          }
         }
       }
     }
@@ -331,7 +358,7 @@ void backward_rows(const Geometry& g, bool identity_too, const at::Tensor& gy, c
 // Identity channels of a layout without channels innermost, and the entry points
 // ------------------------------------------------------------------------------------------------
 
-// dst[:, :c_id] = src[:, :c_id]: one memcpy per image when both blocks are dense, else plane rows.
+// dst[:, :c_id] = src[:, :c_id]: memcpy of whole runs of planes when both are dense, else plane rows.
 template <typename scalar_t>
 void copy_identity_planes(const Geometry& g, const at::Tensor& src, const at::Tensor& dst) {
   if (g.c_id == 0) return;
@@ -340,10 +367,10 @@ void copy_identity_planes(const Geometry& g, const at::Tensor& src, const at::Te
   scalar_t* dp = dst.data_ptr<scalar_t>();
   const auto dense = [&](const Strides4& s) { return s.w == 1 && s.h == g.W && s.c == g.H * g.W; };
   const bool block = dense(ss) && dense(ds);
-  at::parallel_for(0, g.N * g.c_id, block ? g.c_id : 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, g.N * g.c_id, 1, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end;) {
       const int64_t n = p / g.c_id, c = p % g.c_id;
-      if (block) {  // every plane of this image in [begin, end) at once
+      if (block) {  // the planes of this image in [begin, end), in one copy
         const int64_t count = std::min(end - p, g.c_id - c);
         std::memcpy(dp + n * ds.n + c * ds.c, sp + n * ss.n + c * ss.c, sizeof(scalar_t) * count * g.H * g.W);
         p += count;

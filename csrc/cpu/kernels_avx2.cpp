@@ -5,6 +5,7 @@
 #if defined(INCEPTION_DWCONV_X86)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#define KERNEL_BLOCK_BYTES 256  // 8 x 256-bit vector registers
 #define KERNEL_NS avx2
 #include "kernels.h"
 

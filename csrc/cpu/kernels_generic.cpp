@@ -1,6 +1,7 @@
 // The CPU kernels for any processor (the compiler's baseline instruction set).
 #include "cpu_common.h"
 
+#define KERNEL_BLOCK_BYTES 128  // 8 x 128-bit vector registers
 #define KERNEL_NS generic
 #include "kernels.h"
 
