@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 
@@ -43,7 +44,8 @@ inline void check_weight(const at::Tensor& x, const at::Tensor& w, const char* n
   TORCH_CHECK(w.defined(), name, " must be defined");
   TORCH_CHECK(w.scalar_type() == x.scalar_type(), name, " has dtype ", w.scalar_type(), " but x has dtype ",
               x.scalar_type(), "; they must match");
-  TORCH_CHECK(w.device() == x.device(), name, " is on ", w.device(), " but x is on ", x.device());
+  TORCH_CHECK(w.device() == x.device(), name, " is on ", w.device(), " but x is on ", x.device(),
+              "; they must be on the same device");
   TORCH_CHECK(w.dim() == 4 && w.size(1) == 1, name, " must have shape (gc, 1, kh, kw), got ", w.sizes());
   TORCH_CHECK(w.size(2) % 2 == 1 && w.size(3) % 2 == 1, name, " must have odd kernel sizes, got ",
               w.sizes());
@@ -53,7 +55,8 @@ inline void check_bias(const at::Tensor& x, const std::optional<at::Tensor>& b, 
   if (!b.has_value() || !b->defined()) return;
   TORCH_CHECK(b->scalar_type() == x.scalar_type(), name, " has dtype ", b->scalar_type(),
               " but x has dtype ", x.scalar_type());
-  TORCH_CHECK(b->device() == x.device(), name, " is on ", b->device(), " but x is on ", x.device());
+  TORCH_CHECK(b->device() == x.device(), name, " is on ", b->device(), " but x is on ", x.device(),
+              "; they must be on the same device");
   TORCH_CHECK(b->dim() == 1 && b->size(0) == gc, name, " must have shape (", gc, "), got ", b->sizes());
 }
 
@@ -73,7 +76,7 @@ inline Geometry make_geometry(const at::Tensor& x, const at::Tensor& w_hw, const
   TORCH_CHECK(w_w.size(0) == gc && w_h.size(0) == gc, "the three branch weights must have the same channel count, got ",
               w_hw.size(0), ", ", w_w.size(0), ", ", w_h.size(0));
   TORCH_CHECK(3 * gc <= x.size(1), "x has ", x.size(1), " channels but the conv branches need 3 * ", gc, " = ",
-              3 * gc);
+              3 * gc, " (3 * gc <= C)");
   TORCH_CHECK(dilation >= 1, "dilation must be >= 1, got ", dilation);
   Geometry g;
   g.N = x.size(0);
@@ -89,6 +92,14 @@ inline Geometry make_geometry(const at::Tensor& x, const at::Tensor& w_hw, const
     g.kw[b] = ws[b]->size(3);
   }
   return g;
+}
+
+inline void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x) {
+  TORCH_CHECK(grad_out.sizes() == x.sizes(), "grad_out has shape ", grad_out.sizes(), " but x has shape ", x.sizes());
+  TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out has dtype ", grad_out.scalar_type(),
+              " but x has dtype ", x.scalar_type());
+  TORCH_CHECK(grad_out.device() == x.device(), "grad_out is on ", grad_out.device(), " but x is on ", x.device(),
+              "; they must be on the same device");
 }
 
 }  // namespace inception_dwconv

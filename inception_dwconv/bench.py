@@ -52,6 +52,7 @@ import torch
 
 from . import backends as _backends
 from .functional import inception_dwconv
+from .module import branch_channels
 from .reference import inception_dwconv_reference
 
 PRESETS = {
@@ -133,14 +134,10 @@ def _parse_shape(text: str):
 
 
 def _gc(C: int, ratio: float, where: str) -> int:
-    gc = int(C * ratio)
-    if gc < 1:
-        raise BenchArgumentError(f"{where}: C={C} with --ratio {ratio} gives gc = int({C} * {ratio}) = {gc} "
-                                 f"conv channels per branch; it must be at least 1")
-    if 3 * gc > C:
-        raise BenchArgumentError(f"{where}: C={C} with --ratio {ratio} gives 3 * gc = {3 * gc} conv "
-                                 f"channels, more than C={C}")
-    return gc
+    try:
+        return branch_channels(C, ratio)
+    except ValueError as exc:
+        raise BenchArgumentError(f"{where}: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,10 +84,7 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
                                            bool compute_input, bool compute_weight) {
   const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);
   TORCH_CHECK(x.device().is_cpu(), "fused_backward (CPU kernel) got x on ", x.device());
-  TORCH_CHECK(grad_out.sizes() == x.sizes(), "grad_out has shape ", grad_out.sizes(), " but x has shape ", x.sizes());
-  TORCH_CHECK(grad_out.scalar_type() == x.scalar_type(), "grad_out has dtype ", grad_out.scalar_type(),
-              " but x has dtype ", x.scalar_type());
-  TORCH_CHECK(grad_out.device() == x.device(), "grad_out is on ", grad_out.device(), " but x is on ", x.device());
+  check_grad_out(grad_out, x);
   const bool cl = is_channels_last_like(x);
   // The channels_last loops need channels innermost in grad_out too; one that is not (e.g. the
   // stride-0 expanded gradient of a .sum()) is made dense once. The plane loops take any strides.

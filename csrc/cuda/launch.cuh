@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../common.h"
 #include "tile_conv.cuh"
 
 namespace idw {
@@ -15,18 +16,9 @@ namespace idw {
 constexpr int kThreads = 256;                  // threads per block of the tiled kernels
 constexpr int64_t kMaxIndex = (int64_t(1) << 31) - 1;
 
-// The output / grad_x memory format: mirrors inception_dwconv/_layout.py exactly.
-inline bool is_channels_last_like(const at::Tensor& x) {
-  if (x.dim() != 4) return false;
-  if (x.is_contiguous()) return false;
-  if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) return true;
-  const auto st = x.strides();
-  return st[1] == 1 && x.size(1) > 1 && st[3] >= x.size(1) && st[2] >= st[3];
-}
-
-inline at::MemoryFormat output_memory_format(const at::Tensor& x) {
-  return is_channels_last_like(x) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-}
+// The output / grad_x memory format rule, shared with the CPU kernels and _layout.py.
+using inception_dwconv::is_channels_last_like;
+using inception_dwconv::output_memory_format;
 
 // Shape and kernel-size fields of the params (weights already validated).
 inline ConvParams base_params(const at::Tensor& x, const at::Tensor& w_hw, const at::Tensor& w_w,
