@@ -1,5 +1,8 @@
 """The fused C++ CPU backend against the fp64 eager reference."""
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -123,3 +126,27 @@ def test_raw_op_checks():
         op(x, w3, None, w1k, torch.randn(3), wk1, None, 1)
     with pytest.raises(RuntimeError, match="grad_out"):
         torch.ops.inception_dwconv.fused_backward(torch.randn(1, 8, 5, 4), x, w3, w1k, wk1, 1, True, True)
+
+
+def test_baseline_isa_kernels_match_reference():
+    # The AVX2 loops run on this machine; the baseline-ISA build of the same loops must be right too.
+    code = (
+        "import dataclasses, sys, torch\n"
+        "sys.path.insert(0, %r)\n"
+        "import inception_dwconv\n"
+        "assert torch.ops.inception_dwconv.cpu_isa() == 'generic'\n"
+        "from backend_checks import check_backend\n"
+        "from helpers import Case\n"
+        "for layout in ('nchw', 'channels_last', 'strided'):\n"
+        "    for dtype in (torch.float32, torch.bfloat16, torch.float64):\n"
+        "        for case in (Case(N=2, C=96, H=14, W=14, gc=12), Case(N=2, C=40, H=40, W=35, gc=10, band=9),\n"
+        "                     Case(N=1, C=40, H=13, W=11, gc=10, square=5, band=7, dilation=2)):\n"
+        "            check_backend(dataclasses.replace(case, dtype=dtype, layout=layout), 'cpu')\n"
+        "print('ok')\n" % os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, INCEPTION_DWCONV_CPU_ISA="generic")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_isa_report():
+    assert torch.ops.inception_dwconv.cpu_isa() in ("avx2", "generic")

@@ -3,15 +3,26 @@
 // The loops themselves are in kernels.h.
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "cpu_common.h"
 
 namespace inception_dwconv {
 namespace {
 
+// AVX2 + FMA loops when the processor has them, unless INCEPTION_DWCONV_CPU_ISA=generic (read once;
+// lets the tests and bug reports run the baseline loops on any machine).
 bool use_avx2() {
-  static const bool yes = cpu_has_avx2_kernels();
+  static const bool yes = [] {
+    const char* isa = std::getenv("INCEPTION_DWCONV_CPU_ISA");
+    if (isa != nullptr && std::string(isa) == "generic") return false;
+    return cpu_has_avx2_kernels();
+  }();
   return yes;
 }
+
+std::string cpu_isa() { return use_avx2() ? "avx2" : "generic"; }
 
 template <typename scalar_t>
 void run_forward(const Geometry& g, Path path, const at::Tensor& x, const BranchWeights<at::opmath_type<scalar_t>>& bw,
@@ -114,6 +125,9 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
 }
 
 }  // namespace
+
+// Which CPU loops run here: "avx2" or "generic".
+TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) { m.def("cpu_isa() -> str", &cpu_isa); }
 
 TORCH_LIBRARY_IMPL(inception_dwconv, CPU, m) {
   m.impl("fused_forward", &fused_forward_cpu);
