@@ -102,6 +102,18 @@ inline void dot_rows_block(const acc_t* gr, const acc_t* xr, int64_t step, int64
 // Planes
 // ------------------------------------------------------------------------------------------------
 
+// Pointers and strides of the backward's tensors; gx is null when grad_x is not wanted.
+template <typename scalar_t>
+struct BackwardTensors {
+  Strides4 gys, xs, gxs;
+  const scalar_t* gyp;
+  const scalar_t* xp;
+  scalar_t* gxp;
+  BackwardTensors(const at::Tensor& gy, const at::Tensor& x, at::Tensor* gx)
+      : gys(gy), xs(x), gxs(gx ? *gx : gy), gyp(gy.data_ptr<scalar_t>()), xp(x.data_ptr<scalar_t>()),
+        gxp(gx ? gx->data_ptr<scalar_t>() : nullptr) {}
+};
+
 // Loads plane t(n, c) into buf: H + 2 ph rows of plane_stride values, x at (ph, pw), zero elsewhere.
 template <typename scalar_t, typename acc_t>
 void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4& s, acc_t* buf) {
@@ -156,11 +168,11 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
                      const BranchWeights<acc_type<scalar_t>>& flipped, at::Tensor* gx, acc_type<scalar_t>* part,
                      const PartialLayout& L) {
   using acc_t = acc_type<scalar_t>;
-  const Strides4 gys(gy), xs(x);
-  const scalar_t* gyp = gy.data_ptr<scalar_t>();
-  const scalar_t* xp = x.data_ptr<scalar_t>();
-  scalar_t* gxp = gx ? gx->data_ptr<scalar_t>() : nullptr;
-  const Strides4 gxs = gx ? Strides4(*gx) : gys;
+  const BackwardTensors<scalar_t> t(gy, x, gx);
+  const Strides4 &gys = t.gys, &xs = t.xs, &gxs = t.gxs;
+  const scalar_t* gyp = t.gyp;
+  const scalar_t* xp = t.xp;
+  scalar_t* gxp = t.gxp;
   const int64_t conv_c = 3 * g.gc, buf_size = max_plane_buffer(g);
   // Work item (n, conv channel c); its partials go to block n, the slots of c: disjoint across items.
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
@@ -300,11 +312,11 @@ void backward_rows(const Geometry& g, bool identity_too, const at::Tensor& gy, c
                    const BranchWeights<acc_type<scalar_t>>& flipped, at::Tensor* gx, acc_type<scalar_t>* part,
                    const PartialLayout& L) {
   using acc_t = acc_type<scalar_t>;
-  const Strides4 gys(gy), xs(x);
-  const scalar_t* gyp = gy.data_ptr<scalar_t>();
-  const scalar_t* xp = x.data_ptr<scalar_t>();
-  scalar_t* gxp = gx ? gx->data_ptr<scalar_t>() : nullptr;
-  const Strides4 gxs = gx ? Strides4(*gx) : gys;
+  const BackwardTensors<scalar_t> t(gy, x, gx);
+  const Strides4 &gys = t.gys, &xs = t.xs, &gxs = t.gxs;
+  const scalar_t* gyp = t.gyp;
+  const scalar_t* xp = t.xp;
+  scalar_t* gxp = t.gxp;
   const RowChunks chunks(g);
   const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item), blen = rows_len(g), len = g.W * g.gc;
   const std::vector<acc_t> zero_bias(blen, acc_t(0));
