@@ -26,7 +26,7 @@ log "build rc=$build_rc"
 $PY -c "import inception_dwconv as i; print('available backends:', i.available_backends())" | tee -a "$dir/summary.txt"
 
 log "tests"
-$PY -m pytest -q -p no:cacheprovider -x --maxfail=20 tests > "$dir/pytest.log" 2>&1
+$PY -m pytest -q -p no:cacheprovider --maxfail=20 tests > "$dir/pytest.log" 2>&1
 log "pytest rc=$? : $(tail -1 "$dir/pytest.log")"
 
 if [ "${1:-}" != "--quick" ] && command -v compute-sanitizer >/dev/null; then
