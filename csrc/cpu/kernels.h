@@ -13,8 +13,8 @@
 //
 // Both conv schemes convert the rows a work item needs once into a zero-padded buffer in the
 // accumulation type; a tap is then a multiply-add over a shifted buffer row with no bounds checks
-// (the padding is the convolution's zero padding). Outputs are produced kBlock values at a time,
-// all taps accumulated in registers before one store.
+// (the padding is the convolution's zero padding). Outputs are produced a register tile at a time
+// (conv_tile), all taps accumulated in registers before one store.
 //  * planes (NCHW-like strides, maps at least kPlanesMinWidth wide): one (n, c) plane per item;
 //    a buffer row holds the W values of one channel and the tap weight is a scalar;
 //  * rows (channels_last, and small maps of any layout): one (n, row chunk) per item, a branch at a
