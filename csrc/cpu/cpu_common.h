@@ -28,15 +28,21 @@ constexpr int64_t kBlock = 64;
 constexpr int64_t kTileRows = 4;
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Plane buffers (kernels.h, planes): H + 2 ph rows of plane_stride values.
-inline int64_t plane_stride(const Geometry& g, int b) { return round_up(g.W, kBlock) + 2 * g.pad_w(b); }
-inline int64_t plane_stride_max(const Geometry& g) {
-  return std::max(plane_stride(g, 0), std::max(plane_stride(g, 1), plane_stride(g, 2)));
-}
-inline int64_t max_plane_buffer(const Geometry& g) {
-  int64_t m = 0;
-  for (int b = 0; b < 3; ++b) m = std::max(m, (round_up(g.H, kTileRows) + 2 * g.pad_h(b)) * plane_stride(g, b));
-  return m;
+// Flat plane buffers (kernels.h, planes). A plane of branch b is stored as H rows of
+// S = W + pw values (the row, then pw zeros), after pw leading zeros and ph zero rows, and before
+// ph zero rows and a zero tail. The pw zeros between two rows are the right padding of one row and
+// the left padding of the next, so output (h, w) is flat position p = h * S + w and tap (i, j)
+// reads buffer[p + i * d * S + j * d]: one long vector loop over the whole plane per tap, whatever
+// the map width. Positions with w >= W are computed and dropped.
+inline int64_t flat_stride(const Geometry& g, int b) { return g.W + g.pad_w(b); }
+// Flat output positions per plane, rounded up to whole kBlock blocks.
+inline int64_t flat_len(const Geometry& g, int b) { return round_up(g.H * flat_stride(g, b), kBlock); }
+// Buffer index of x(0, 0).
+inline int64_t flat_origin(const Geometry& g, int b) { return g.pad_w(b) + g.pad_h(b) * flat_stride(g, b); }
+// Every tap of every position below flat_len reads inside this size.
+inline int64_t flat_buffer(const Geometry& g, int b) { return flat_len(g, b) + 2 * flat_origin(g, b); }
+inline int64_t flat_len_max(const Geometry& g) {
+  return std::max(flat_len(g, 0), std::max(flat_len(g, 1), flat_len(g, 2)));
 }
 
 // Row buffers (kernels.h, rows): a row is W pixels x gc channels (rows_len values, rounded up to
@@ -86,9 +92,6 @@ struct BranchWeights {
   }
 };
 
-// Below this map width a plane row is too short for the vector unit: use the row kernels.
-constexpr int64_t kPlanesMinWidth = 32;
-
 // Weight-grad partials: one block per work item, laid out (branch, tap or bias, channel), taps
 // padded to max_taps + 1 (the last slot is the bias). Reduced over items in index order.
 struct PartialLayout {
@@ -97,14 +100,11 @@ struct PartialLayout {
   int64_t at(int b, int64_t t, int64_t k) const { return (b * slots + t) * gc + k; }
 };
 
-// Which loops run: channels innermost (rows, identity per pixel), or NCHW-like strides with the
-// identity channels copied as planes and the conv channels by rows (small maps) or by planes.
-enum class Path { kChannelsLast, kRows, kPlanes };
+// Which loops run: channels innermost (rows: channels interleaved in the row buffers, identity
+// copied per pixel), or any other strides (flat planes, identity copied as planes).
+enum class Path { kChannelsLast, kPlanes };
 
-inline Path choose_path(const Geometry& g, bool channels_last) {
-  if (channels_last) return Path::kChannelsLast;
-  return g.W < kPlanesMinWidth ? Path::kRows : Path::kPlanes;
-}
+inline Path choose_path(bool channels_last) { return channels_last ? Path::kChannelsLast : Path::kPlanes; }
 
 // How the row kernels split each image's rows into work items: a function of the shape
 // only (never of the thread count), so weight-grad partials and their sum are reproducible.

@@ -57,7 +57,7 @@ at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const 
   const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
   const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_forward_cpu", [&] {
-    const Path path = choose_path(g, cl);
+    const Path path = choose_path(cl);
     BranchWeights<at::opmath_type<scalar_t>> bw(g, ws, bs, /*flip=*/false, /*tiled=*/path != Path::kPlanes);
     run_forward<scalar_t>(g, path, x, bw, y);
   });
@@ -103,7 +103,7 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
   at::Tensor gx;
   if (compute_input) gx = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
   const PartialLayout L{g.gc, g.max_taps() + 1};
-  const Path path = choose_path(g, cl);
+  const Path path = choose_path(cl);
   const int64_t items = gy.numel() == 0 ? 0 : (path == Path::kPlanes ? g.N : RowChunks(g).items(g));
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_backward_cpu", [&] {

@@ -11,15 +11,16 @@
 // come from the same sweep. Partials are per work item, and work items depend on the shape only,
 // so the reduced weight grads have the same bits for any thread count.
 //
-// Both conv schemes convert the rows a work item needs once into a zero-padded buffer in the
-// accumulation type; a tap is then a multiply-add over a shifted buffer row with no bounds checks
-// (the padding is the convolution's zero padding). Outputs are produced a register tile at a time
-// (conv_tile), all taps accumulated in registers before one store.
-//  * planes (NCHW-like strides, maps at least kPlanesMinWidth wide): one (n, c) plane per item;
-//    a buffer row holds the W values of one channel and the tap weight is a scalar;
-//  * rows (channels_last, and small maps of any layout): one (n, row chunk) per item, a branch at a
-//    time; a buffer row holds W pixels x gc channels interleaved and the tap weight is a vector
-//    tiled across the pixels, so even a 7-pixel row is a long loop.
+// Both conv schemes convert what a work item needs once into a zero-padded buffer in the
+// accumulation type; a tap is then a multiply-add over a shifted stretch of the buffer with no bounds
+// checks (the padding is the convolution's zero padding). Outputs are produced a register tile at a
+// time (conv_tile), all taps accumulated in registers before one store.
+//  * planes (any layout but channels innermost): one (n, c) plane per item, stored flat with rows
+//    W + pw apart (cpu_common.h, flat_stride), so a tap is one loop over the whole plane with a
+//    scalar weight, as long for a 7x7 map as the map allows;
+//  * rows (channels innermost): one (n, row chunk) per item, a branch at a time; a buffer row holds
+//    W pixels x gc channels interleaved and the tap weight is a vector tiled across the pixels, so
+//    even a 7-pixel row is a long loop.
 
 namespace inception_dwconv {
 namespace KERNEL_NS {
@@ -114,12 +115,23 @@ struct BackwardTensors {
         gxp(gx ? gx->data_ptr<scalar_t>() : nullptr) {}
 };
 
-// Loads plane t(n, c) into buf: H + 2 ph rows of plane_stride values, x at (ph, pw), zero elsewhere.
+// One zeroed flat buffer per branch (cpu_common.h, flat_stride): loading a plane writes only its
+// H x W values, so the padding and the gaps between rows stay zero for every plane of the branch.
+template <typename acc_t>
+struct FlatBuffers {
+  std::vector<acc_t> buf[3];
+  FlatBuffers(const Geometry& g, bool wanted) {
+    for (int b = 0; b < 3 && wanted; ++b) buf[b].assign(flat_buffer(g, b), acc_t(0));
+  }
+  acc_t* operator[](int b) { return buf[b].data(); }
+};
+
+// Loads plane t(n, c) of branch b into its flat buffer.
 template <typename scalar_t, typename acc_t>
 void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4& s, acc_t* buf) {
-  const int64_t ph = g.pad_h(b), pw = g.pad_w(b), Wp = plane_stride(g, b);
-  std::fill(buf, buf + (round_up(g.H, kTileRows) + 2 * ph) * Wp, acc_t(0));
-  for (int64_t h = 0; h < g.H; ++h) copy_run(buf + (h + ph) * Wp + pw, 1, plane + h * s.h, s.w, g.W);
+  const int64_t S = flat_stride(g, b);
+  acc_t* dst = buf + flat_origin(g, b);
+  for (int64_t h = 0; h < g.H; ++h) copy_run(dst + h * S, 1, plane + h * s.h, s.w, g.W);
 }
 
 template <typename scalar_t>
@@ -127,21 +139,67 @@ void copy_plane(const scalar_t* src, const Strides4& ss, scalar_t* dst, const St
   for (int64_t h = 0; h < H; ++h) copy_run(dst + h * ds.h, ds.w, src + h * ss.h, ss.w, W);
 }
 
-// out[h][w] = bias + sum_{i,j} wt[i][j] * buf[h + i d][w + j d]
+// out[h][w] = bias + sum_{i,j} wt[i][j] * x[h + i d - ph][w + j d - pw], from the flat buffer of the
+// plane; flat (flat_len values) holds the flat outputs before the W values of each row are stored.
 template <typename scalar_t, typename acc_t>
-void conv_plane(const Geometry& g, int b, const acc_t* buf, const acc_t* wt, acc_t bias, scalar_t* out,
+void conv_plane(const Geometry& g, int b, const acc_t* buf, const acc_t* wt, acc_t bias, acc_t* flat, scalar_t* out,
                 const Strides4& os) {
-  const int64_t Wp = plane_stride(g, b), d = g.dilation;
-  // One row of block_of values per tile: with a scalar weight per tap, each multiply-add needs one
-  // load, and the 8 accumulators stay in registers (4-row tiles spilled here with GCC 12).
+  const int64_t S = flat_stride(g, b), d = g.dilation, n_out = g.H * S, kh = g.kh[b], kw = g.kw[b];
+  // A block of B flat positions per tile (8 vector registers of accumulators); the tail in half blocks.
   constexpr int64_t B = block_of<acc_t>();
-  acc_t row[B];
-  for (int64_t h = 0; h < g.H; ++h) {
-    for (int64_t w0 = 0; w0 < g.W; w0 += B) {
-      conv_tile<false, acc_t, 1, B>(buf + h * Wp + w0, Wp, d * Wp, d, wt, 0, g.kh[b], g.kw[b], &bias, row, B);
-      copy_run(out + h * os.h + w0 * os.w, os.w, row, 1, std::min(B, g.W - w0));
+  int64_t p = 0;
+  for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, B>(buf + p, 0, d * S, d, wt, 0, kh, kw, &bias, flat + p, 0);
+  for (; p < n_out; p += B / 2) {
+    conv_tile<false, acc_t, 1, B / 2>(buf + p, 0, d * S, d, wt, 0, kh, kw, &bias, flat + p, 0);
+  }
+  for (int64_t h = 0; h < g.H; ++h) copy_run(out + h * os.h, os.w, flat + h * S, 1, g.W);
+}
+
+// res[t] = sum_{p < len} gy[p] * x[p + off[t]] for NT taps at once (gy loaded once for all of them);
+// len is a multiple of V. The lanes are summed in a fixed order, so the result is reproducible.
+template <int64_t NT, typename acc_t, int64_t V = lanes_of<acc_t>() * (NT >= 4 ? 1 : 4 / NT)>
+inline void dot_taps(const acc_t* gy, const acc_t* x, const int64_t* off, int64_t len, acc_t* res) {
+  acc_t a[NT][V] = {};
+  for (int64_t p = 0; p < len; p += V) {
+    for (int64_t t = 0; t < NT; ++t) {
+      const acc_t* xs = x + off[t] + p;
+      for (int64_t v = 0; v < V; ++v) a[t][v] += gy[p + v] * xs[v];
     }
   }
+  for (int64_t t = 0; t < NT; ++t) {
+    acc_t s = 0;
+    for (int64_t v = 0; v < V; ++v) s += a[t][v];
+    res[t] = s;
+  }
+}
+
+// Weight and bias partials of one plane: slot_w[t] = sum over outputs of gy * (x shifted by tap t),
+// slot_b = sum of gy. gy and x are flat buffers of branch b; gy is zero between rows and past the map.
+template <typename acc_t>
+void weight_partials_plane(const Geometry& g, int b, const acc_t* gbuf, const acc_t* xbuf, acc_t* tap_sums,
+                           acc_t* bias_sum) {
+  const int64_t S = flat_stride(g, b), d = g.dilation, n_out = g.H * S, taps = g.taps(b);
+  const acc_t* gin = gbuf + flat_origin(g, b);
+  int64_t off[4];
+  for (int64_t t0 = 0; t0 < taps; t0 += 4) {
+    const int64_t nt = std::min<int64_t>(4, taps - t0);
+    for (int64_t t = 0; t < nt; ++t) off[t] = ((t0 + t) / g.kw[b]) * d * S + ((t0 + t) % g.kw[b]) * d;
+    // Rounded up to the tile's V; flat_len (a multiple of every V) bounds the reads.
+    switch (nt) {
+      case 4: dot_taps<4>(gin, xbuf, off, round_up(n_out, lanes_of<acc_t>()), tap_sums + t0); break;
+      case 3: dot_taps<3>(gin, xbuf, off, round_up(n_out, lanes_of<acc_t>()), tap_sums + t0); break;
+      case 2: dot_taps<2>(gin, xbuf, off, round_up(n_out, 2 * lanes_of<acc_t>()), tap_sums + t0); break;
+      default: dot_taps<1>(gin, xbuf, off, round_up(n_out, 4 * lanes_of<acc_t>()), tap_sums + t0); break;
+    }
+  }
+  // The bias: sum of gy, as a dot product with a buffer of ones would be, without the buffer.
+  constexpr int64_t V = 4 * lanes_of<acc_t>();
+  acc_t a[V] = {};
+  for (int64_t p = 0; p < round_up(n_out, V); p += V)
+    for (int64_t v = 0; v < V; ++v) a[v] += gin[p + v];
+  acc_t s = 0;
+  for (int64_t v = 0; v < V; ++v) s += a[v];
+  *bias_sum = s;
 }
 
 template <typename scalar_t>
@@ -150,15 +208,17 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   const Strides4 xs(x), ys(y);
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* yp = y.data_ptr<scalar_t>();
-  const int64_t conv_c = 3 * g.gc, buf_size = max_plane_buffer(g);
+  const int64_t conv_c = 3 * g.gc;
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(buf_size);
+    FlatBuffers<acc_t> bufs(g, true);
+    std::vector<acc_t> flat(flat_len_max(g));
     for (int64_t p = begin; p < end; ++p) {
       const int64_t n = p / conv_c, c = g.c_id + p % conv_c;
       const int b = static_cast<int>((c - g.c_id) / g.gc);
       const int64_t k = (c - g.c_id) % g.gc;
-      load_plane(g, b, xp + n * xs.n + c * xs.c, xs, buf.data());
-      conv_plane(g, b, buf.data(), bw.plane[b].data() + k * g.taps(b), bw.bias[b][k], yp + n * ys.n + c * ys.c, ys);
+      load_plane(g, b, xp + n * xs.n + c * xs.c, xs, bufs[b]);
+      conv_plane(g, b, bufs[b], bw.plane[b].data() + k * g.taps(b), bw.bias[b][k], flat.data(),
+                 yp + n * ys.n + c * ys.c, ys);
     }
   });
 }
@@ -169,54 +229,31 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
                      const PartialLayout& L) {
   using acc_t = acc_type<scalar_t>;
   const BackwardTensors<scalar_t> t(gy, x, gx);
-  const Strides4 &gys = t.gys, &xs = t.xs, &gxs = t.gxs;
-  const scalar_t* gyp = t.gyp;
-  const scalar_t* xp = t.xp;
-  scalar_t* gxp = t.gxp;
-  const int64_t conv_c = 3 * g.gc, buf_size = max_plane_buffer(g);
+  const int64_t conv_c = 3 * g.gc;
   // Work item (n, conv channel c); its partials go to block n, the slots of c: disjoint across items.
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), col(plane_stride_max(g));
+    FlatBuffers<acc_t> gbufs(g, true), xbufs(g, part != nullptr);
+    std::vector<acc_t> flat(flat_len_max(g)), tap_sums(g.max_taps());
     for (int64_t p = begin; p < end; ++p) {
       const int64_t n = p / conv_c, c = g.c_id + p % conv_c;
       const int b = static_cast<int>((c - g.c_id) / g.gc);
       const int64_t k = (c - g.c_id) % g.gc;
-      const int64_t ph = g.pad_h(b), pw = g.pad_w(b), Wp = plane_stride(g, b), d = g.dilation;
-      load_plane(g, b, gyp + n * gys.n + c * gys.c, gys, gbuf.data());
-      if (gxp) {
-        conv_plane(g, b, gbuf.data(), flipped.plane[b].data() + k * g.taps(b), acc_t(0), gxp + n * gxs.n + c * gxs.c,
-                   gxs);
+      load_plane(g, b, t.gyp + n * t.gys.n + c * t.gys.c, t.gys, gbufs[b]);
+      if (t.gxp) {
+        conv_plane(g, b, gbufs[b], flipped.plane[b].data() + k * g.taps(b), acc_t(0), flat.data(),
+                   t.gxp + n * t.gxs.n + c * t.gxs.c, t.gxs);
       }
       if (!part) continue;
-      load_plane(g, b, xp + n * xs.n + c * xs.c, xs, xbuf.data());
+      load_plane(g, b, t.xp + n * t.xs.n + c * t.xs.c, t.xs, xbufs[b]);
       acc_t* slot = part + n * L.item_size();
-      // grad_out rows inside the padding; past column W they read zeros (right padding, round-up).
-      const acc_t* gin = gbuf.data() + ph * Wp + pw;
-      for (int64_t t = 0; t <= g.taps(b); ++t) {
-        const bool is_bias = t == g.taps(b);  // the last slot: sum of grad_out
-        std::fill(col.begin(), col.end(), acc_t(0));
-        if (is_bias) {
-          for (int64_t h = 0; h < g.H; ++h) {
-            const acc_t* gr = gin + h * Wp;
-            for (int64_t w = 0; w < g.W; ++w) col[w] += gr[w];
-          }
-        } else {
-          const int64_t i = t / g.kw[b], j = t % g.kw[b];
-          const acc_t* xr = xbuf.data() + i * d * Wp + j * d;
-          for (int64_t w0 = 0; w0 < g.W; w0 += block_of<acc_t>()) {
-            dot_rows_block(gin + w0, xr + w0, Wp, g.H, col.data() + w0);
-          }
-        }
-        acc_t s = 0;
-        for (int64_t w = 0; w < g.W; ++w) s += col[w];
-        slot[L.at(b, is_bias ? L.slots - 1 : t, k)] = s;
-      }
+      weight_partials_plane(g, b, gbufs[b], xbufs[b], tap_sums.data(), &slot[L.at(b, L.slots - 1, k)]);
+      for (int64_t tap = 0; tap < g.taps(b); ++tap) slot[L.at(b, tap, k)] = tap_sums[tap];
     }
   });
 }
 
 // ------------------------------------------------------------------------------------------------
-// Rows: channels_last, and small maps of any layout
+// Rows: channels innermost
 // ------------------------------------------------------------------------------------------------
 
 // Loads rows [h0 - ph, h0 + round_up(h1 - h0, kTileRows) + ph) of branch b's channels of image n
@@ -237,11 +274,7 @@ void load_rows(const Geometry& g, int b, const scalar_t* image, const Strides4& 
     std::fill(dst + (pw + g.W) * gc, dst + stride, acc_t(0));
     const scalar_t* src = base + hi * s.h;
     acc_t* d = dst + pw * gc;
-    if (s.c == 1) {
-      for (int64_t w = 0; w < g.W; ++w) copy_run(d + w * gc, 1, src + w * s.w, 1, gc);
-    } else {  // planes: read each channel's row, write it interleaved
-      for (int64_t k = 0; k < gc; ++k) copy_run(d + k, gc, src + k * s.c, s.w, g.W);
-    }
+    for (int64_t w = 0; w < g.W; ++w) copy_run(d + w * gc, 1, src + w * s.w, 1, gc);
   }
 }
 
@@ -261,11 +294,7 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const acc_t* wt_tiled
   for (int64_t h = h0; h < h1; ++h) {
     const acc_t* a = acc + (h - h0) * blen;
     scalar_t* o = out_image + h * os.h + g.branch_start(b) * os.c;
-    if (os.c == 1) {
-      for (int64_t w = 0; w < g.W; ++w) copy_run(o + w * os.w, 1, a + w * gc, 1, gc);
-    } else {
-      for (int64_t k = 0; k < gc; ++k) copy_run(o + k * os.c, os.w, a + k, gc, g.W);
-    }
+    for (int64_t w = 0; w < g.W; ++w) copy_run(o + w * os.w, 1, a + w * gc, 1, gc);
   }
 }
 
@@ -280,9 +309,9 @@ void copy_identity_pixels(const Geometry& g, const scalar_t* src_image, const St
   }
 }
 
-// Conv channels (and, with channels innermost, the identity channels) by row chunks.
+// Identity and conv channels by row chunks.
 template <typename scalar_t>
-void forward_rows(const Geometry& g, bool identity_too, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw,
+void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw,
                   at::Tensor& y) {
   using acc_t = acc_type<scalar_t>;
   const Strides4 xs(x), ys(y);
@@ -298,7 +327,7 @@ void forward_rows(const Geometry& g, bool identity_too, const at::Tensor& x, con
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* xn = xp + n * xs.n;
       scalar_t* yn = yp + n * ys.n;
-      if (identity_too) copy_identity_pixels(g, xn, xs, yn, ys, h0, h1);
+      copy_identity_pixels(g, xn, xs, yn, ys, h0, h1);
       for (int b = 0; b < 3; ++b) {
         load_rows(g, b, xn, xs, h0, h1, buf.data());
         conv_rows(g, b, buf.data(), bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
@@ -308,7 +337,7 @@ void forward_rows(const Geometry& g, bool identity_too, const at::Tensor& x, con
 }
 
 template <typename scalar_t>
-void backward_rows(const Geometry& g, bool identity_too, const at::Tensor& gy, const at::Tensor& x,
+void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
                    const BranchWeights<acc_type<scalar_t>>& flipped, at::Tensor* gx, acc_type<scalar_t>* part,
                    const PartialLayout& L) {
   using acc_t = acc_type<scalar_t>;
@@ -328,7 +357,7 @@ void backward_rows(const Geometry& g, bool identity_too, const at::Tensor& gy, c
       const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* gyn = gyp + n * gys.n;
-      if (gxp && identity_too) copy_identity_pixels(g, gyn, gys, gxp + n * gxs.n, gxs, h0, h1);
+      if (gxp) copy_identity_pixels(g, gyn, gys, gxp + n * gxs.n, gxs, h0, h1);
       for (int b = 0; b < 3; ++b) {
         load_rows(g, b, gyn, gys, h0, h1, gbuf.data());
         if (gxp) {
@@ -397,26 +426,18 @@ void copy_identity_planes(const Geometry& g, const at::Tensor& src, const at::Te
 template <typename scalar_t>
 void forward(const Geometry& g, Path path, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw,
              at::Tensor& y) {
-  if (path == Path::kChannelsLast) return forward_rows<scalar_t>(g, /*identity_too=*/true, x, bw, y);
+  if (path == Path::kChannelsLast) return forward_rows<scalar_t>(g, x, bw, y);
   copy_identity_planes<scalar_t>(g, x, y);
-  if (path == Path::kRows) {
-    forward_rows<scalar_t>(g, false, x, bw, y);
-  } else {
-    forward_planes<scalar_t>(g, x, bw, y);
-  }
+  forward_planes<scalar_t>(g, x, bw, y);
 }
 
 template <typename scalar_t>
 void backward(const Geometry& g, Path path, const at::Tensor& gy, const at::Tensor& x,
               const BranchWeights<acc_type<scalar_t>>& flipped, at::Tensor* gx, acc_type<scalar_t>* part,
               const PartialLayout& L) {
-  if (path == Path::kChannelsLast) return backward_rows<scalar_t>(g, true, gy, x, flipped, gx, part, L);
+  if (path == Path::kChannelsLast) return backward_rows<scalar_t>(g, gy, x, flipped, gx, part, L);
   if (gx) copy_identity_planes<scalar_t>(g, gy, *gx);
-  if (path == Path::kRows) {
-    backward_rows<scalar_t>(g, false, gy, x, flipped, gx, part, L);
-  } else {
-    backward_planes<scalar_t>(g, gy, x, flipped, gx, part, L);
-  }
+  backward_planes<scalar_t>(g, gy, x, flipped, gx, part, L);
 }
 
 }  // namespace KERNEL_NS
