@@ -28,12 +28,40 @@ namespace KERNEL_NS {
 template <typename scalar_t>
 using acc_type = at::opmath_type<scalar_t>;
 
-// Values per register block: KERNEL_BLOCK_BYTES (set by the including file) fills 8 vector
-// registers, so 8 independent multiply-add chains hide the FMA latency. Divides kBlock (the padding
-// unit of every buffer).
-template <typename acc_t>
-constexpr int64_t block_of() {
-  return KERNEL_BLOCK_BYTES / static_cast<int64_t>(sizeof(acc_t));
+// Explicit vectors (GCC / Clang vector extensions) of the including file's width, KERNEL_BLOCK_BYTES
+// / 8: the register tiles below are arrays of them, which the compiler keeps in registers (arrays
+// of scalars it vectorized itself stayed on the stack in the reduction loops). The typedefs have the
+// element's alignment, so loads and stores may be unaligned, and may alias the element type.
+constexpr int kVecBytes = KERNEL_BLOCK_BYTES / 8;
+template <typename T>
+struct SimdOf;
+template <>
+struct SimdOf<float> {
+  typedef float type __attribute__((vector_size(kVecBytes), aligned(alignof(float)), may_alias));
+};
+template <>
+struct SimdOf<double> {
+  typedef double type __attribute__((vector_size(kVecBytes), aligned(alignof(double)), may_alias));
+};
+template <typename T>
+using simd = typename SimdOf<T>::type;
+template <typename T>
+constexpr int64_t simd_lanes() {
+  return kVecBytes / static_cast<int64_t>(sizeof(T));
+}
+template <typename T>
+inline simd<T> vload(const T* p) {
+  return *reinterpret_cast<const simd<T>*>(p);
+}
+template <typename T>
+inline void vstore(T* p, const simd<T>& v) {
+  *reinterpret_cast<simd<T>*>(p) = v;
+}
+template <typename T>
+inline T hsum(const simd<T>& v) {  // lanes in order
+  T s = v[0];
+  for (int64_t l = 1; l < simd_lanes<T>(); ++l) s += v[l];
+  return s;
 }
 
 // dst[v * stride] = src[v] for v < n, converting. Runs here are often short (a pixel's 12 channels):
@@ -52,51 +80,67 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
   }
 }
 
-// A register tile of kTileRows output rows x V values (V = 64 bytes of lanes):
-// out[r][0:V] = bias + sum over taps (i, j) of wt(i, j) * in[r * row_step + i * in_step + j * tap_step + 0:V],
-// where wt(i, j) is a scalar (planes) or a V-vector at wt + (i * kw + j) * wt_step (rows), loaded
-// once per tap and used for every row of the tile.
+// Values per row of a channels_last register tile: 64 bytes of lanes.
 template <typename acc_t>
 constexpr int64_t lanes_of() {
   return 64 / static_cast<int64_t>(sizeof(acc_t));
 }
 
-template <bool kVectorWeights, typename acc_t, int64_t R = kTileRows, int64_t V = lanes_of<acc_t>()>
-inline void conv_tile(const acc_t* in, int64_t row_step, int64_t in_step, int64_t tap_step, const acc_t* wt,
-                      int64_t wt_step, int64_t kh, int64_t kw, const acc_t* bias, acc_t* out, int64_t out_step) {
-  acc_t a[R][V];
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t v = 0; v < V; ++v) a[r][v] = bias[kVectorWeights ? v : 0];
-  for (int64_t i = 0; i < kh; ++i) {
-    for (int64_t j = 0; j < kw; ++j) {
-      const acc_t* s = in + i * in_step + j * tap_step;
-      if constexpr (kVectorWeights) {
-        acc_t wv[V];
-        for (int64_t v = 0; v < V; ++v) wv[v] = wt[(i * kw + j) * wt_step + v];
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t v = 0; v < V; ++v) a[r][v] += wv[v] * s[r * row_step + v];
-      } else {
-        const acc_t wv = wt[i * kw + j];
-        for (int64_t r = 0; r < R; ++r)
-          for (int64_t v = 0; v < V; ++v) a[r][v] += wv * s[r * row_step + v];
-      }
+// Buffer offset of each tap (i, j) of branch b: i * d * row_step + j * d * col_step.
+inline std::vector<int64_t> tap_offsets(const Geometry& g, int b, int64_t row_step, int64_t col_step) {
+  std::vector<int64_t> off(g.taps(b));
+  for (int64_t t = 0; t < g.taps(b); ++t) off[t] = g.dilation * ((t / g.kw[b]) * row_step + (t % g.kw[b]) * col_step);
+  return off;
+}
+
+// A register tile of R output rows x NV vectors:
+// out[r * out_step + 0:NV vectors] = bias + sum over taps t of wt(t) * in[r * row_step + off[t] + ...],
+// where wt(t) is a scalar wt[t] (planes) or NV vectors at wt + t * wt_step (rows), loaded once per
+// tap and used for every row of the tile.
+template <bool kVectorWeights, typename acc_t, int64_t R, int64_t NV>
+inline void conv_tile(const acc_t* in, int64_t row_step, const int64_t* off, int64_t taps, const acc_t* wt,
+                      int64_t wt_step, const acc_t* bias, acc_t* out, int64_t out_step) {
+  using V = simd<acc_t>;
+  constexpr int64_t L = simd_lanes<acc_t>();
+  V a[R][NV];
+  for (int64_t v = 0; v < NV; ++v) {
+    const V b0 = kVectorWeights ? vload(bias + v * L) : V{} + bias[0];
+    for (int64_t r = 0; r < R; ++r) a[r][v] = b0;
+  }
+  for (int64_t t = 0; t < taps; ++t) {
+    const acc_t* s = in + off[t];
+    if constexpr (kVectorWeights) {
+      V w[NV];
+      for (int64_t v = 0; v < NV; ++v) w[v] = vload(wt + t * wt_step + v * L);
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t v = 0; v < NV; ++v) a[r][v] += w[v] * vload(s + r * row_step + v * L);
+    } else {
+      const acc_t w = wt[t];
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t v = 0; v < NV; ++v) a[r][v] += w * vload(s + r * row_step + v * L);
     }
   }
   for (int64_t r = 0; r < R; ++r)
-    for (int64_t v = 0; v < V; ++v) out[r * out_step + v] = a[r][v];
+    for (int64_t v = 0; v < NV; ++v) vstore(out + r * out_step + v * L, a[r][v]);
 }
 
-// acc[0:B] += sum over rows r < rows of g[r * step + 0:B] * x[r * step + 0:B].
-template <typename acc_t, int64_t B = block_of<acc_t>()>
-inline void dot_rows_block(const acc_t* gr, const acc_t* xr, int64_t step, int64_t rows, acc_t* acc) {
-  acc_t a[B];
-  for (int64_t v = 0; v < B; ++v) a[v] = acc[v];
+// For NT taps at once (gy loaded once for all of them), over rows r < rows of step `step` and NV
+// vectors per row: acc_t sums[t][v] = sum_r gy[r * step + v] * x[off[t] + r * step + v], lane-wise.
+template <int64_t NT, int64_t NV, typename acc_t>
+inline void dot_taps_tile(const acc_t* gy, const acc_t* x, const int64_t* off, int64_t rows, int64_t step,
+                          simd<acc_t> (&a)[NT][NV]) {
+  using V = simd<acc_t>;
+  constexpr int64_t L = simd_lanes<acc_t>();
+  for (int64_t t = 0; t < NT; ++t)
+    for (int64_t v = 0; v < NV; ++v) a[t][v] = V{};
   for (int64_t r = 0; r < rows; ++r) {
-    const acc_t* g = gr + r * step;
-    const acc_t* x = xr + r * step;
-    for (int64_t v = 0; v < B; ++v) a[v] += g[v] * x[v];
+    V gv[NV];
+    for (int64_t v = 0; v < NV; ++v) gv[v] = vload(gy + r * step + v * L);
+    for (int64_t t = 0; t < NT; ++t) {
+      const acc_t* xs = x + off[t] + r * step;
+      for (int64_t v = 0; v < NV; ++v) a[t][v] += gv[v] * vload(xs + v * L);
+    }
   }
-  for (int64_t v = 0; v < B; ++v) acc[v] = a[v];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -139,68 +183,77 @@ void copy_plane(const scalar_t* src, const Strides4& ss, scalar_t* dst, const St
   for (int64_t h = 0; h < H; ++h) copy_run(dst + h * ds.h, ds.w, src + h * ss.h, ss.w, W);
 }
 
-// out[h][w] = bias + sum_{i,j} wt[i][j] * x[h + i d - ph][w + j d - pw], from the flat buffer of the
-// plane; flat (flat_len values) holds the flat outputs before the W values of each row are stored.
-template <typename scalar_t, typename acc_t>
-void conv_plane(const Geometry& g, int b, const acc_t* buf, const acc_t* wt, acc_t bias, acc_t* flat, scalar_t* out,
-                const Strides4& os) {
-  const int64_t S = flat_stride(g, b), d = g.dilation, n_out = g.H * S, kh = g.kh[b], kw = g.kw[b];
-  // A block of B flat positions per tile (8 vector registers of accumulators); the tail in half blocks.
-  constexpr int64_t B = block_of<acc_t>();
-  int64_t p = 0;
-  for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, B>(buf + p, 0, d * S, d, wt, 0, kh, kw, &bias, flat + p, 0);
-  for (; p < n_out; p += B / 2) {
-    conv_tile<false, acc_t, 1, B / 2>(buf + p, 0, d * S, d, wt, 0, kh, kw, &bias, flat + p, 0);
+// Tiles of NV = 1..8 vectors of one plane row (R = 1), NV picked at run time (the tail of a plane).
+template <typename acc_t, int64_t NV = 8>
+inline void conv_tile_n(int64_t nv, const acc_t* in, const int64_t* off, int64_t taps, const acc_t* wt,
+                        const acc_t* bias, acc_t* out) {
+  if constexpr (NV > 0) {
+    if (nv == NV) return conv_tile<false, acc_t, 1, NV>(in, 0, off, taps, wt, 0, bias, out, 0);
+    conv_tile_n<acc_t, NV - 1>(nv, in, off, taps, wt, bias, out);
   }
+}
+
+// out[h][w] = bias + sum_{i,j} wt[i][j] * x[h + i d - ph][w + j d - pw], from the flat buffer of the
+// plane (off: tap_offsets(g, b, flat_stride, 1)); flat (flat_len values) holds the flat outputs
+// before the W values of each row are stored.
+template <typename scalar_t, typename acc_t>
+void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt, acc_t bias,
+                acc_t* flat, scalar_t* out, const Strides4& os) {
+  const int64_t S = flat_stride(g, b), n_out = g.H * S, taps = g.taps(b);
+  // 8 vectors of flat positions per tile (8 independent multiply-add chains), the tail in one tile.
+  constexpr int64_t L = simd_lanes<acc_t>(), B = 8 * L;
+  int64_t p = 0;
+  for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, 8>(buf + p, 0, off, taps, wt, 0, &bias, flat + p, 0);
+  if (p < n_out) conv_tile_n<acc_t>((n_out - p + L - 1) / L, buf + p, off, taps, wt, &bias, flat + p);
   for (int64_t h = 0; h < g.H; ++h) copy_run(out + h * os.h, os.w, flat + h * S, 1, g.W);
 }
 
-// res[t] = sum_{p < len} gy[p] * x[p + off[t]] for NT taps at once (gy loaded once for all of them);
-// len is a multiple of V. The lanes are summed in a fixed order, so the result is reproducible.
-template <int64_t NT, typename acc_t, int64_t V = lanes_of<acc_t>() * (NT >= 4 ? 1 : 4 / NT)>
-inline void dot_taps(const acc_t* gy, const acc_t* x, const int64_t* off, int64_t len, acc_t* res) {
-  acc_t a[NT][V] = {};
-  for (int64_t p = 0; p < len; p += V) {
-    for (int64_t t = 0; t < NT; ++t) {
-      const acc_t* xs = x + off[t] + p;
-      for (int64_t v = 0; v < V; ++v) a[t][v] += gy[p + v] * xs[v];
-    }
-  }
-  for (int64_t t = 0; t < NT; ++t) {
-    acc_t s = 0;
-    for (int64_t v = 0; v < V; ++v) s += a[t][v];
-    res[t] = s;
+// Calls f(std::integral_constant<int64_t, nt>{}, t0) for consecutive groups of nt <= 4 taps.
+template <typename F>
+inline void for_tap_groups(int64_t taps, F&& f) {
+  int64_t t0 = 0;
+  for (; t0 + 4 <= taps; t0 += 4) f(std::integral_constant<int64_t, 4>{}, t0);
+  switch (taps - t0) {
+    case 3: f(std::integral_constant<int64_t, 3>{}, t0); break;
+    case 2: f(std::integral_constant<int64_t, 2>{}, t0); break;
+    case 1: f(std::integral_constant<int64_t, 1>{}, t0); break;
+    default: break;
   }
 }
 
-// Weight and bias partials of one plane: slot_w[t] = sum over outputs of gy * (x shifted by tap t),
-// slot_b = sum of gy. gy and x are flat buffers of branch b; gy is zero between rows and past the map.
+// Weight and bias partials of one plane: tap_sums[t] = sum over outputs of gy * (x shifted by tap t),
+// bias_sum = sum of gy. gy and x are flat buffers of branch b, gy zero between rows and past the map;
+// off: tap_offsets(g, b, flat_stride, 1). Lanes are summed in a fixed order: reproducible.
 template <typename acc_t>
-void weight_partials_plane(const Geometry& g, int b, const acc_t* gbuf, const acc_t* xbuf, acc_t* tap_sums,
-                           acc_t* bias_sum) {
-  const int64_t S = flat_stride(g, b), d = g.dilation, n_out = g.H * S, taps = g.taps(b);
+void weight_partials_plane(const Geometry& g, int b, const acc_t* gbuf, const acc_t* xbuf, const int64_t* off,
+                           acc_t* tap_sums, acc_t* bias_sum) {
+  using V = simd<acc_t>;
+  constexpr int64_t L = simd_lanes<acc_t>();
+  const int64_t n_out = g.H * flat_stride(g, b);
   const acc_t* gin = gbuf + flat_origin(g, b);
-  int64_t off[4];
-  for (int64_t t0 = 0; t0 < taps; t0 += 4) {
-    const int64_t nt = std::min<int64_t>(4, taps - t0);
-    for (int64_t t = 0; t < nt; ++t) off[t] = ((t0 + t) / g.kw[b]) * d * S + ((t0 + t) % g.kw[b]) * d;
-    // Rounded up to the tile's V; flat_len (a multiple of every V) bounds the reads.
-    switch (nt) {
-      case 4: dot_taps<4>(gin, xbuf, off, round_up(n_out, lanes_of<acc_t>()), tap_sums + t0); break;
-      case 3: dot_taps<3>(gin, xbuf, off, round_up(n_out, lanes_of<acc_t>()), tap_sums + t0); break;
-      case 2: dot_taps<2>(gin, xbuf, off, round_up(n_out, 2 * lanes_of<acc_t>()), tap_sums + t0); break;
-      default: dot_taps<1>(gin, xbuf, off, round_up(n_out, 4 * lanes_of<acc_t>()), tap_sums + t0); break;
-    }
-  }
-  // The bias: sum of gy, as a dot product with a buffer of ones would be, without the buffer.
-  constexpr int64_t V = 4 * lanes_of<acc_t>();
-  acc_t a[V] = {};
-  for (int64_t p = 0; p < round_up(n_out, V); p += V)
-    for (int64_t v = 0; v < V; ++v) a[v] += gin[p + v];
-  acc_t s = 0;
-  for (int64_t v = 0; v < V; ++v) s += a[v];
-  *bias_sum = s;
+  // Steps of 2 vectors; flat_len (a multiple of 8 vectors) bounds the reads.
+  const int64_t steps = (n_out + 2 * L - 1) / (2 * L);
+  for_tap_groups(g.taps(b), [&](auto nt, int64_t t0) {
+    constexpr int64_t NT = decltype(nt)::value;
+    V a[NT][2];
+    dot_taps_tile<NT, 2>(gin, xbuf, off + t0, steps, 2 * L, a);
+    for (int64_t t = 0; t < NT; ++t) tap_sums[t0 + t] = hsum<acc_t>(a[t][0] + a[t][1]);
+  });
+  V a[4] = {};
+  for (int64_t p = 0; p < round_up(n_out, 4 * L); p += 4 * L)
+    for (int64_t v = 0; v < 4; ++v) a[v] += vload(gin + p + v * L);
+  *bias_sum = hsum<acc_t>((a[0] + a[1]) + (a[2] + a[3]));
 }
+
+// Tap offsets of the three branches in a buffer with the given row and column steps per branch.
+struct BranchTaps {
+  std::vector<int64_t> off[3];
+  template <typename RowStep>
+  BranchTaps(const Geometry& g, RowStep row_step, int64_t col_step) {
+    for (int b = 0; b < 3; ++b) off[b] = tap_offsets(g, b, row_step(b), col_step);
+  }
+  const int64_t* operator[](int b) const { return off[b].data(); }
+};
 
 template <typename scalar_t>
 void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw, at::Tensor& y) {
@@ -209,6 +262,7 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* yp = y.data_ptr<scalar_t>();
   const int64_t conv_c = 3 * g.gc;
+  const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> bufs(g, true);
     std::vector<acc_t> flat(flat_len_max(g));
@@ -217,7 +271,7 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
       const int b = static_cast<int>((c - g.c_id) / g.gc);
       const int64_t k = (c - g.c_id) % g.gc;
       load_plane(g, b, xp + n * xs.n + c * xs.c, xs, bufs[b]);
-      conv_plane(g, b, bufs[b], bw.plane[b].data() + k * g.taps(b), bw.bias[b][k], flat.data(),
+      conv_plane(g, b, bufs[b], offs[b], bw.plane[b].data() + k * g.taps(b), bw.bias[b][k], flat.data(),
                  yp + n * ys.n + c * ys.c, ys);
     }
   });
@@ -230,6 +284,7 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
   using acc_t = acc_type<scalar_t>;
   const BackwardTensors<scalar_t> t(gy, x, gx);
   const int64_t conv_c = 3 * g.gc;
+  const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   // Work item (n, conv channel c); its partials go to block n, the slots of c: disjoint across items.
   at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> gbufs(g, true), xbufs(g, part != nullptr);
@@ -240,13 +295,13 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
       const int64_t k = (c - g.c_id) % g.gc;
       load_plane(g, b, t.gyp + n * t.gys.n + c * t.gys.c, t.gys, gbufs[b]);
       if (t.gxp) {
-        conv_plane(g, b, gbufs[b], flipped.plane[b].data() + k * g.taps(b), acc_t(0), flat.data(),
+        conv_plane(g, b, gbufs[b], offs[b], flipped.plane[b].data() + k * g.taps(b), acc_t(0), flat.data(),
                    t.gxp + n * t.gxs.n + c * t.gxs.c, t.gxs);
       }
       if (!part) continue;
       load_plane(g, b, t.xp + n * t.xs.n + c * t.xs.c, t.xs, xbufs[b]);
       acc_t* slot = part + n * L.item_size();
-      weight_partials_plane(g, b, gbufs[b], xbufs[b], tap_sums.data(), &slot[L.at(b, L.slots - 1, k)]);
+      weight_partials_plane(g, b, gbufs[b], xbufs[b], offs[b], tap_sums.data(), &slot[L.at(b, L.slots - 1, k)]);
       for (int64_t tap = 0; tap < g.taps(b); ++tap) slot[L.at(b, tap, k)] = tap_sums[tap];
     }
   });
@@ -282,13 +337,14 @@ void load_rows(const Geometry& g, int b, const scalar_t* image, const Strides4& 
 // Column blocks outer, row tiles inner: a block's tiled weights and its column of the buffer stay in
 // L1 while every row of the chunk uses them. acc holds round_up(h1 - h0, kTileRows) rows of rows_len.
 template <typename scalar_t, typename acc_t>
-void conv_rows(const Geometry& g, int b, const acc_t* buf, const acc_t* wt_tiled, const acc_t* bias_tiled, int64_t h0,
-               int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
-  const int64_t gc = g.gc, d = g.dilation, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
+void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt_tiled,
+               const acc_t* bias_tiled, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
+  const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
+  constexpr int64_t NV = lanes_of<acc_t>() / simd_lanes<acc_t>();
   for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
     for (int64_t r = 0; r < h1 - h0; r += kTileRows) {
-      conv_tile<true>(buf + r * stride + e0, stride, d * stride, d * gc, wt_tiled + e0, blen, g.kh[b], g.kw[b],
-                      bias_tiled + e0, acc + r * blen + e0, blen);
+      conv_tile<true, acc_t, kTileRows, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_tiled + e0, blen,
+                                            bias_tiled + e0, acc + r * blen + e0, blen);
     }
   }
   for (int64_t h = h0; h < h1; ++h) {
@@ -319,6 +375,7 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
   scalar_t* yp = y.data_ptr<scalar_t>();
   const RowChunks chunks(g);
   const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item);
+  const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> buf(buf_size), acc(round_up(chunks.rows_per_item, kTileRows) * rows_len(g));
     for (int64_t it = begin; it < end; ++it) {
@@ -330,7 +387,7 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
       copy_identity_pixels(g, xn, xs, yn, ys, h0, h1);
       for (int b = 0; b < 3; ++b) {
         load_rows(g, b, xn, xs, h0, h1, buf.data());
-        conv_rows(g, b, buf.data(), bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
+        conv_rows(g, b, buf.data(), offs[b], bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
       }
     }
   });
@@ -349,6 +406,7 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
   const RowChunks chunks(g);
   const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item), blen = rows_len(g), len = g.W * g.gc;
   const std::vector<acc_t> zero_bias(blen, acc_t(0));
+  const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), acc(round_up(chunks.rows_per_item, kTileRows) * blen);
     std::vector<acc_t> tap_acc(part ? (g.max_taps() + 1) * blen : 0);
@@ -361,25 +419,28 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
       for (int b = 0; b < 3; ++b) {
         load_rows(g, b, gyn, gys, h0, h1, gbuf.data());
         if (gxp) {
-          conv_rows(g, b, gbuf.data(), flipped.tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
+          conv_rows(g, b, gbuf.data(), offs[b], flipped.tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
                     acc.data());
         }
         if (!part) continue;
         load_rows(g, b, xp + n * xs.n, xs, h0, h1, xbuf.data());
-        const int64_t ph = g.pad_h(b), d = g.dilation, gc = g.gc, stride = rows_stride(g, b), taps = g.taps(b);
-        const int64_t rows = h1 - h0;
-        // grad_out rows of the chunk (inside the padding); past len they read zeros.
-        const acc_t* gr = gbuf.data() + ph * stride + g.pad_w(b) * gc;
-        std::fill(tap_acc.begin(), tap_acc.begin() + (taps + 1) * blen, acc_t(0));
-        // Blocks outer, taps inner: the block's grad_out column stays in L1 across the taps.
-        for (int64_t e0 = 0; e0 < len; e0 += block_of<acc_t>()) {
-          for (int64_t t = 0; t < taps; ++t) {
-            const int64_t i = t / g.kw[b], j = t % g.kw[b];
-            const acc_t* xr = xbuf.data() + i * d * stride + j * d * gc;
-            dot_rows_block(gr + e0, xr + e0, stride, rows, tap_acc.data() + t * blen + e0);
-          }
+        const int64_t gc = g.gc, stride = rows_stride(g, b), taps = g.taps(b), rows = h1 - h0;
+        constexpr int64_t VL = simd_lanes<acc_t>();
+        // grad_out rows of the chunk (inside the padding); past len they read zeros, and the
+        // column blocks of 2 vectors end inside rows_len.
+        const acc_t* gr = gbuf.data() + g.pad_h(b) * stride + g.pad_w(b) * gc;
+        // Column blocks outer, groups of taps inner: per-lane sums over the chunk's rows.
+        for (int64_t e0 = 0; e0 < len; e0 += 2 * VL) {
+          for_tap_groups(taps, [&](auto nt, int64_t t0) {
+            constexpr int64_t NT = decltype(nt)::value;
+            simd<acc_t> a[NT][2];
+            dot_taps_tile<NT, 2>(gr + e0, xbuf.data() + e0, offs[b] + t0, rows, stride, a);
+            for (int64_t t = 0; t < NT; ++t)
+              for (int64_t v = 0; v < 2; ++v) vstore(tap_acc.data() + (t0 + t) * blen + e0 + v * VL, a[t][v]);
+          });
         }
         acc_t* bias_acc = tap_acc.data() + taps * blen;
+        std::fill(bias_acc, bias_acc + len, acc_t(0));
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t e = 0; e < len; ++e) bias_acc[e] += gr[r * stride + e];
         acc_t* slot = part + it * L.item_size();
