@@ -76,4 +76,4 @@ def inception_dwconv(x: Tensor, weight_hw: Tensor, bias_hw: Optional[Tensor], we
     """
     check_inputs(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
     name = backends.resolve(backend, x.device.type)
-    return ops.forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, name)
+    return ops.call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, name)

@@ -1,5 +1,6 @@
 """Public API: the module, the functional form, the op contract (opcheck, gradcheck,
 torch.compile), backend choice, and clear errors on bad input."""
+import contextlib
 import subprocess
 import sys
 
@@ -119,7 +120,15 @@ def test_torch_compile_fullgraph_forward_backward(backend):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_only_needed_grads_are_computed(monkeypatch):
+class _NoOpFunctionMode(torch.overrides.TorchFunctionMode):
+    """Any active function mode sends eager calls through the custom ops (ops.call_forward)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("route", ["eager", "custom_op"])
+def test_only_needed_grads_are_computed(monkeypatch, route):
     calls = []
     from inception_dwconv.backends import reference as ref_backend
     real = ref_backend.backward
@@ -132,13 +141,42 @@ def test_only_needed_grads_are_computed(monkeypatch):
     case = Case(N=1, C=8, H=5, W=5, gc=2, band=5)
     x = make_x(case, requires_grad=True)
     params = make_params(case, requires_grad=False)
-    inception_dwconv.inception_dwconv(x, *params, backend="reference").sum().backward()
+    mode = _NoOpFunctionMode() if route == "custom_op" else contextlib.nullcontext()
+    with mode:
+        inception_dwconv.inception_dwconv(x, *params, backend="reference").sum().backward()
     assert calls[-1] == (True, False)
     x.requires_grad_(False)
     params[2].requires_grad_(True)
-    inception_dwconv.inception_dwconv(x, *params, backend="reference").sum().backward()
+    with mode:
+        inception_dwconv.inception_dwconv(x, *params, backend="reference").sum().backward()
     assert calls[-1] == (False, True)
     assert params[0].grad is None and params[2].grad is not None
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_eager_route_gives_the_custom_op_bits(monkeypatch, backend, layout):
+    # inception_dwconv() on plain tensors skips the custom-op wrappers (ops.call_forward); the
+    # result and every gradient must be the custom op's, bit for bit, and the route must be taken.
+    case = Case(N=2, C=40, H=9, W=7, gc=10, band=9, layout=layout)
+    x, params = make_x(case, True), make_params(case, True)
+    grad_out = torch.randn(x.shape)
+    via_op = ops.forward(x, *params, 1, backend)
+    grads_op = torch.autograd.grad(via_op, [x, *[p for p in params if p is not None]], grad_out)
+    used = []
+    real = ops.forward
+    monkeypatch.setattr(ops, "forward", lambda *a: used.append(a) or real(*a))
+    eager = inception_dwconv.inception_dwconv(x, *params, backend=backend)
+    grads_eager = torch.autograd.grad(eager, [x, *[p for p in params if p is not None]], grad_out)
+    assert not used, "a plain eager call went through the custom op"
+    assert torch.equal(eager, via_op) and eager.stride() == via_op.stride()
+    for a, b in zip(grads_eager, grads_op):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        assert torch.equal(inception_dwconv.inception_dwconv(x, *params, backend=backend), via_op)
+    with _NoOpFunctionMode():
+        inception_dwconv.inception_dwconv(x, *params, backend=backend)
+    assert used, "a call under a function mode must go through the custom op"
 
 
 def test_backend_choice(monkeypatch):

@@ -72,3 +72,4 @@ def resolve(name: str, device_type: str) -> str:
         raise RuntimeError(f"backend {name!r} is not available on this machine: {mod.why_unavailable()}; "
                            f"available: {available_backends()}")
     return name
+
