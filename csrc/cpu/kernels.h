@@ -64,17 +64,50 @@ inline T hsum(const simd<T>& v) {  // lanes in order
   return s;
 }
 
-// dst[v * stride] = src[v] for v < n, converting. Runs here are often short (a pixel's 12 channels):
-// an inline vector loop beats a memcpy call there (the build passes -fno-tree-loop-distribute-patterns
-// so the compiler keeps the loop); long same-type runs use memcpy.
+// 16-byte vectors (any x86-64 or AArch64 build has them) for short copies.
+template <typename T>
+struct Simd16Of {
+  typedef T type __attribute__((vector_size(16), aligned(alignof(T)), may_alias));
+};
+
+// dst[0:n] = src[0:n] for float or double without overlap between dst and src: whole vectors,
+// then one last vector ending at n (overlapping the previous one), so that no element outside
+// [0, n) is touched (the gaps of the flat plane buffers must stay zero). Returns false for n below
+// a 16-byte vector.
+template <typename T>
+inline bool copy_short_vectors(T* dst, const T* src, int64_t n) {
+  constexpr int64_t L = simd_lanes<T>(), L16 = 16 / static_cast<int64_t>(sizeof(T));
+  using V16 = typename Simd16Of<T>::type;
+  if (n >= L) {
+    int64_t v = 0;
+    for (; v + L <= n; v += L) vstore(dst + v, vload(src + v));
+    if (v < n) vstore(dst + n - L, vload(src + n - L));
+    return true;
+  }
+  if (n >= L16) {  // below one vector of the build's width: two 16-byte ones, overlapping
+    *reinterpret_cast<V16*>(dst) = *reinterpret_cast<const V16*>(src);
+    *reinterpret_cast<V16*>(dst + n - L16) = *reinterpret_cast<const V16*>(src + n - L16);
+    return true;
+  }
+  return false;
+}
+
+// dst[v * stride] = src[v] for v < n, converting. Runs here are often short (a pixel's 12 channels,
+// a 7-pixel row): same-type float / double runs take copy_short_vectors, long ones memcpy, the rest
+// an inline loop (the build passes -fno-tree-loop-distribute-patterns so the compiler keeps it).
 template <typename dst_t, typename src_t>
 inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t src_stride, int64_t n) {
   if (dst_stride == 1 && src_stride == 1) {
-    if (std::is_same_v<dst_t, src_t> && n >= 256) {
-      std::memcpy(dst, src, sizeof(src_t) * n);
-    } else {
-      for (int64_t v = 0; v < n; ++v) dst[v] = static_cast<dst_t>(src[v]);
+    if constexpr (std::is_same_v<dst_t, src_t>) {
+      if (n >= 256) {
+        std::memcpy(dst, src, sizeof(src_t) * n);
+        return;
+      }
+      if constexpr (std::is_same_v<src_t, float> || std::is_same_v<src_t, double>) {
+        if (copy_short_vectors(dst, src, n)) return;
+      }
     }
+    for (int64_t v = 0; v < n; ++v) dst[v] = static_cast<dst_t>(src[v]);
   } else {
     for (int64_t v = 0; v < n; ++v) dst[v * dst_stride] = static_cast<dst_t>(src[v * src_stride]);
   }
