@@ -49,11 +49,6 @@ inline int64_t flat_len_max(const Geometry& g) {
 // whole blocks) plus pw pixels of zeros on each side.
 inline int64_t rows_len(const Geometry& g) { return round_up(g.W * g.gc, kBlock); }
 inline int64_t rows_stride(const Geometry& g, int b) { return rows_len(g) + 2 * g.pad_w(b) * g.gc; }
-inline int64_t max_rows_buffer(const Geometry& g, int64_t rows) {
-  int64_t m = 0;
-  for (int b = 0; b < 3; ++b) m = std::max(m, (round_up(rows, kTileRows) + 2 * g.pad_h(b)) * rows_stride(g, b));
-  return m;
-}
 
 // Per-branch weights in the accumulation type, prepared once per call.
 //  plane[b]:  (gc, kh, kw), optionally flipped in both spatial axes (grad_x is a correlation of
@@ -112,6 +107,8 @@ struct RowChunks {
   int64_t rows_per_item = 1, items_per_image = 0;
   explicit RowChunks(const Geometry& g) {
     if (g.H == 0) return;
+    // About 16 items in all, of at least 8 rows: long chunks keep the rows read twice (the halo of
+    // the Kx1 branch, ph above and below each chunk) few; load_rows reads each row once per chunk.
     const int64_t want_per_image = std::max<int64_t>(1, (16 + g.N - 1) / std::max<int64_t>(g.N, 1));
     rows_per_item = std::max<int64_t>(std::min<int64_t>(g.H, 8), (g.H + want_per_image - 1) / want_per_image);
     items_per_image = (g.H + rows_per_item - 1) / rows_per_item;

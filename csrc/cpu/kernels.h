@@ -344,29 +344,56 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
 // Rows: channels innermost
 // ------------------------------------------------------------------------------------------------
 
-// Loads rows [h0 - ph, h0 + round_up(h1 - h0, kTileRows) + ph) of branch b's channels of image n
-// into buf (rows past the map are zeros, so whole row tiles can be computed): each row holds
-// W + 2 pw pixels of gc interleaved channels (x at pixel pw), then zeros up to rows_stride.
+// The three branch buffers of a row chunk (rows [h0, h1) of one image), allocated once per thread
+// and zeroed once: a buffer row holds W + 2 pw pixels of gc interleaved channels (the image at
+// pixel pw), then zeros up to rows_stride; the pixel padding is never written, so it stays zero.
+template <typename acc_t>
+struct RowBuffers {
+  std::vector<acc_t> buf[3];
+  RowBuffers(const Geometry& g, int64_t rows, bool wanted) {
+    for (int b = 0; b < 3 && wanted; ++b)
+      buf[b].assign((round_up(rows, kTileRows) + 2 * g.pad_h(b)) * rows_stride(g, b), acc_t(0));
+  }
+  acc_t* operator[](int b) { return buf[b].data(); }
+};
+
+// Fills the branch buffers for output rows [h0, h1) of one image in a single pass over its rows
+// h0 - ph .. h0 + round_up(h1 - h0, kTileRows) + ph (rows past the map are zeros, so whole row
+// tiles can be computed): each pixel's channels are read once, for all three branches, and, when
+// id_dst is given, its identity channels are copied there for the rows in [h0, h1).
 template <typename scalar_t, typename acc_t>
-void load_rows(const Geometry& g, int b, const scalar_t* image, const Strides4& s, int64_t h0, int64_t h1, acc_t* buf) {
-  const int64_t gc = g.gc, ph = g.pad_h(b), pw = g.pad_w(b), stride = rows_stride(g, b);
-  const scalar_t* base = image + g.branch_start(b) * s.c;
-  const int64_t h_end = h0 + round_up(h1 - h0, kTileRows) + ph;
-  for (int64_t r = 0, hi = h0 - ph; hi < h_end; ++r, ++hi) {
-    acc_t* dst = buf + r * stride;
-    if (hi < 0 || hi >= g.H) {
-      std::fill(dst, dst + stride, acc_t(0));
-      continue;
+void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int64_t h0, int64_t h1,
+               RowBuffers<acc_t>& bufs, scalar_t* id_dst, const Strides4& ds) {
+  const int64_t gc = g.gc, rows = round_up(h1 - h0, kTileRows);
+  const int64_t ph_max = std::max(g.pad_h(0), std::max(g.pad_h(1), g.pad_h(2)));
+  for (int64_t hi = h0 - ph_max; hi < h0 + rows + ph_max; ++hi) {
+    acc_t* dst[3];
+    int nb = 0;
+    int which[3];
+    for (int b = 0; b < 3; ++b) {
+      const int64_t ph = g.pad_h(b);
+      if (hi < h0 - ph || hi >= h0 + rows + ph) continue;
+      const int64_t stride = rows_stride(g, b);
+      acc_t* row = bufs[b] + (hi - (h0 - ph)) * stride;
+      if (hi < 0 || hi >= g.H) {  // zero padding rows (the buffer row held another row before)
+        std::fill(row + g.pad_w(b) * gc, row + (g.pad_w(b) + g.W) * gc, acc_t(0));
+        continue;
+      }
+      dst[nb] = row + g.pad_w(b) * gc;
+      which[nb++] = b;
     }
-    std::fill(dst, dst + pw * gc, acc_t(0));
-    std::fill(dst + (pw + g.W) * gc, dst + stride, acc_t(0));
-    const scalar_t* src = base + hi * s.h;
-    acc_t* d = dst + pw * gc;
-    for (int64_t w = 0; w < g.W; ++w) copy_run(d + w * gc, 1, src + w * s.w, 1, gc);
+    if (hi < 0 || hi >= g.H) continue;
+    const bool identity = id_dst != nullptr && hi >= h0 && hi < h1 && g.c_id > 0;
+    const scalar_t* src = image + hi * s.h;
+    for (int64_t w = 0; w < g.W; ++w) {
+      const scalar_t* px = src + w * s.w;
+      if (identity) copy_run(id_dst + hi * ds.h + w * ds.w, 1, px, 1, g.c_id);
+      for (int i = 0; i < nb; ++i) copy_run(dst[i] + w * gc, 1, px + g.branch_start(which[i]), 1, gc);
+    }
   }
 }
 
-// For output rows [h0, h1) of branch b, from a buffer filled by load_rows for the same rows.
+// For output rows [h0, h1) of branch b, from its buffer filled by load_rows for the same rows.
 // Column blocks outer, row tiles inner: a block's tiled weights and its column of the buffer stay in
 // L1 while every row of the chunk uses them. acc holds round_up(h1 - h0, kTileRows) rows of rows_len.
 template <typename scalar_t, typename acc_t>
@@ -387,17 +414,6 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
   }
 }
 
-template <typename scalar_t>
-void copy_identity_pixels(const Geometry& g, const scalar_t* src_image, const Strides4& ss, scalar_t* dst_image,
-                          const Strides4& ds, int64_t h0, int64_t h1) {
-  if (g.c_id == 0) return;
-  for (int64_t h = h0; h < h1; ++h) {
-    for (int64_t w = 0; w < g.W; ++w) {
-      copy_run(dst_image + h * ds.h + w * ds.w, 1, src_image + h * ss.h + w * ss.w, 1, g.c_id);
-    }
-  }
-}
-
 // Identity and conv channels by row chunks.
 template <typename scalar_t>
 void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw,
@@ -407,20 +423,19 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* yp = y.data_ptr<scalar_t>();
   const RowChunks chunks(g);
-  const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item);
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> buf(buf_size), acc(round_up(chunks.rows_per_item, kTileRows) * rows_len(g));
+    RowBuffers<acc_t> bufs(g, chunks.rows_per_item, true);
+    std::vector<acc_t> acc(round_up(chunks.rows_per_item, kTileRows) * rows_len(g));
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / chunks.items_per_image;
       const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* xn = xp + n * xs.n;
       scalar_t* yn = yp + n * ys.n;
-      copy_identity_pixels(g, xn, xs, yn, ys, h0, h1);
+      load_rows(g, xn, xs, h0, h1, bufs, yn, ys);
       for (int b = 0; b < 3; ++b) {
-        load_rows(g, b, xn, xs, h0, h1, buf.data());
-        conv_rows(g, b, buf.data(), offs[b], bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
+        conv_rows(g, b, bufs[b], offs[b], bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
       }
     }
   });
@@ -437,37 +452,37 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
   const scalar_t* xp = t.xp;
   scalar_t* gxp = t.gxp;
   const RowChunks chunks(g);
-  const int64_t buf_size = max_rows_buffer(g, chunks.rows_per_item), blen = rows_len(g), len = g.W * g.gc;
+  const int64_t blen = rows_len(g), len = g.W * g.gc;
   const std::vector<acc_t> zero_bias(blen, acc_t(0));
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> gbuf(buf_size), xbuf(part ? buf_size : 0), acc(round_up(chunks.rows_per_item, kTileRows) * blen);
+    RowBuffers<acc_t> gbufs(g, chunks.rows_per_item, true), xbufs(g, chunks.rows_per_item, part != nullptr);
+    std::vector<acc_t> acc(round_up(chunks.rows_per_item, kTileRows) * blen);
     std::vector<acc_t> tap_acc(part ? (g.max_taps() + 1) * blen : 0);
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / chunks.items_per_image;
       const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* gyn = gyp + n * gys.n;
-      if (gxp) copy_identity_pixels(g, gyn, gys, gxp + n * gxs.n, gxs, h0, h1);
+      load_rows(g, gyn, gys, h0, h1, gbufs, gxp ? gxp + n * gxs.n : nullptr, gxs);
+      if (part) load_rows(g, xp + n * xs.n, xs, h0, h1, xbufs, static_cast<scalar_t*>(nullptr), xs);
       for (int b = 0; b < 3; ++b) {
-        load_rows(g, b, gyn, gys, h0, h1, gbuf.data());
         if (gxp) {
-          conv_rows(g, b, gbuf.data(), offs[b], flipped.tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
+          conv_rows(g, b, gbufs[b], offs[b], flipped.tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
                     acc.data());
         }
         if (!part) continue;
-        load_rows(g, b, xp + n * xs.n, xs, h0, h1, xbuf.data());
         const int64_t gc = g.gc, stride = rows_stride(g, b), taps = g.taps(b), rows = h1 - h0;
         constexpr int64_t VL = simd_lanes<acc_t>();
         // grad_out rows of the chunk (inside the padding); past len they read zeros, and the
         // column blocks of 2 vectors end inside rows_len.
-        const acc_t* gr = gbuf.data() + g.pad_h(b) * stride + g.pad_w(b) * gc;
+        const acc_t* gr = gbufs[b] + g.pad_h(b) * stride + g.pad_w(b) * gc;
         // Column blocks outer, groups of taps inner: per-lane sums over the chunk's rows.
         for (int64_t e0 = 0; e0 < len; e0 += 2 * VL) {
           for_tap_groups(taps, [&](auto nt, int64_t t0) {
             constexpr int64_t NT = decltype(nt)::value;
             simd<acc_t> a[NT][2];
-            dot_taps_tile<NT, 2>(gr + e0, xbuf.data() + e0, offs[b] + t0, rows, stride, a);
+            dot_taps_tile<NT, 2>(gr + e0, xbufs[b] + e0, offs[b] + t0, rows, stride, a);
             for (int64_t t = 0; t < NT; ++t)
               for (int64_t v = 0; v < 2; ++v) vstore(tap_acc.data() + (t0 + t) * blen + e0 + v * VL, a[t][v]);
           });
