@@ -74,6 +74,45 @@ def inception_dwconv(x: Tensor, weight_hw: Tensor, bias_hw: Optional[Tensor], we
     gc and the kernel sizes come from the weight shapes. Each conv has stride 1, zero padding
     dilation * (k - 1) // 2 (H and W kept), and an optional bias.
     """
-    check_inputs(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
+    params = (weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
+    low = _autocast_dtype(x)
+    if low is not None:
+        return _forward_autocast(x, params, dilation, backend, low)
+    check_inputs(x, *params, dilation)
     name = backends.resolve(backend, x.device.type)
-    return ops.call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, name)
+    return ops.call_forward(x, *params, dilation, name)
+
+
+def _autocast_dtype(x) -> Optional[torch.dtype]:
+    """The autocast dtype when autocast is on for x's device type, else None."""
+    if not isinstance(x, Tensor):
+        return None
+    device_type = x.device.type
+    if device_type not in ("cpu", "cuda") or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def _forward_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) -> Tensor:
+    """What the eager split/conv/cat module computes under autocast: each Conv2d casts its input
+    slice, weight and bias to the autocast dtype (fp64 tensors are left alone, as autocast does),
+    the identity slice keeps x's dtype, and torch.cat promotes: the output has dtype
+    promote_types(x.dtype, low) when there are identity channels, with the identity channels copied
+    exactly and the conv channels rounded to the autocast dtype on the way."""
+    def cast(t):
+        if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64:
+            return t.to(low)
+        return t
+
+    x_low = cast(x)
+    params_low = [cast(p) for p in params]
+    with torch.autocast(x.device.type, enabled=False):
+        check_inputs(x_low, *params_low, dilation)
+        name = backends.resolve(backend, x.device.type)
+        y = ops.call_forward(x_low, *params_low, dilation, name)
+        c_id = x.shape[1] - 3 * params_low[0].shape[0]
+        if c_id == 0 or x_low is x:
+            return y
+        y = y.to(torch.promote_types(x.dtype, low))
+        y[:, :c_id] = x[:, :c_id]
+        return y

@@ -58,6 +58,34 @@ def test_state_dict_round_trip_and_same_numbers(C, K, ratio, backend):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_autocast_gives_what_the_released_module_gives(backend, x_dtype, layout):
+    # Under torch.autocast the released module's Conv2d layers run in the autocast dtype while the
+    # identity slice keeps x's dtype and torch.cat promotes; fp32 parameters get fp32 grads.
+    torch.manual_seed(3)
+    released = ReleasedInceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25)
+    ours = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend)
+    ours.load_state_dict(released.state_dict())
+    x = torch.randn(2, 40, 9, 12).to(x_dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x_rel = x.detach().clone().requires_grad_()
+    x = x.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, y_rel = ours(x), released(x_rel)
+    assert y.dtype == y_rel.dtype == x_dtype
+    assert torch.equal(y[:, :10], x[:, :10].detach())  # identity channels: exact, in x's dtype
+    torch.testing.assert_close(y, y_rel)  # bf16-rounded conv outputs: one rounding each
+    grad_out = torch.randn_like(y)
+    g = torch.autograd.grad(y, [x, *ours.parameters()], grad_out)
+    g_rel = torch.autograd.grad(y_rel, [x_rel, *released.parameters()], grad_out)
+    for a, b in zip(g, g_rel):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+
+
 def test_module_layout_and_timm_keyword():
     m = InceptionDWConv2d(in_chs=96)
     assert m.split_indexes == (60, 12, 12, 12)
