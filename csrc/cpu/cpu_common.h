@@ -64,18 +64,21 @@ struct BranchWeights {
                 bool flip, bool want_tiled) {
     const auto acc_scalar = c10::CppTypeToScalarType<acc_t>::value;
     for (int b = 0; b < 3; ++b) {
-      at::Tensor w = ws[b]->to(acc_scalar).reshape({g.gc, g.kh[b], g.kw[b]});
-      if (flip) w = w.flip({1, 2});
-      w = w.contiguous();
+      const at::Tensor w = ws[b]->to(acc_scalar).contiguous();  // no copy for a dense acc_t weight
       const acc_t* wp = w.data_ptr<acc_t>();
-      plane[b].assign(wp, wp + w.numel());
+      const int64_t taps = g.taps(b);
+      plane[b].assign(wp, wp + g.gc * taps);
+      // Flipping both spatial axes of a row-major (kh, kw) kernel reverses its taps.
+      if (flip)
+        for (int64_t k = 0; k < g.gc; ++k) std::reverse(plane[b].begin() + k * taps, plane[b].begin() + (k + 1) * taps);
+      wp = plane[b].data();
       bias[b].assign(g.gc, acc_t(0));
       if (bs != nullptr && bs[b]->has_value() && (*bs[b])->defined()) {
         at::Tensor bb = (*bs[b])->to(acc_scalar).contiguous();
         std::copy(bb.data_ptr<acc_t>(), bb.data_ptr<acc_t>() + g.gc, bias[b].begin());
       }
       if (!want_tiled) continue;
-      const int64_t taps = g.taps(b), blen = rows_len(g);
+      const int64_t blen = rows_len(g);
       tiled[b].assign(taps * blen, acc_t(0));
       bias_tiled[b].assign(blen, acc_t(0));
       for (int64_t t = 0; t < taps; ++t)
