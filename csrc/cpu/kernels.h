@@ -210,12 +210,17 @@ template <typename scalar_t, typename acc_t>
 void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4& s, acc_t* buf) {
   const int64_t S = flat_stride(g, b), row_bytes = g.W * static_cast<int64_t>(sizeof(scalar_t));
   acc_t* dst = buf + flat_origin(g, b);
-  for (int64_t h = 0; h < g.H; ++h) {
-    const char* next = reinterpret_cast<const char*>(plane + s.c + h * s.h);
-    if (s.w == 1)
+  if (s.w == 1 && s.h == g.W) {  // a dense plane: prefetch the next one as one range
+    const char* next = reinterpret_cast<const char*>(plane + s.c);
+    for (int64_t off = 0; off < g.H * row_bytes; off += 64) __builtin_prefetch(next + off, 0, 2);
+    if (S == g.W) return copy_run(dst, 1, plane, 1, g.H * g.W);  // no gaps (pw = 0): one copy
+  } else if (s.w == 1) {
+    for (int64_t h = 0; h < g.H; ++h) {
+      const char* next = reinterpret_cast<const char*>(plane + s.c + h * s.h);
       for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off, 0, 2);
-    copy_run(dst + h * S, 1, plane + h * s.h, s.w, g.W);
+    }
   }
+  for (int64_t h = 0; h < g.H; ++h) copy_run(dst + h * S, 1, plane + h * s.h, s.w, g.W);
 }
 
 template <typename scalar_t>
@@ -245,6 +250,7 @@ void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, 
   int64_t p = 0;
   for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, 8>(buf + p, 0, off, taps, wt, 0, &bias, flat + p, 0);
   if (p < n_out) conv_tile_n<acc_t>((n_out - p + L - 1) / L, buf + p, off, taps, wt, &bias, flat + p);
+  if (S == g.W && os.w == 1 && os.h == g.W) return copy_run(out, 1, flat, 1, g.H * g.W);  // dense, no gaps
   for (int64_t h = 0; h < g.H; ++h) copy_run(out + h * os.h, os.w, flat + h * S, 1, g.W);
 }
 
