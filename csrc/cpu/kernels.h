@@ -429,15 +429,16 @@ void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int6
 }
 
 // For output rows [h0, h1) of branch b, from its buffer filled by load_rows for the same rows.
-// Column blocks outer, row tiles inner: a block's tiled weights and its column of the buffer stay in
-// L1 while every row of the chunk uses them. acc holds round_up(h1 - h0, kTileRows) rows of rows_len.
+// Row tiles outer, column blocks inner: each tile walks its rows forward, the order the hardware
+// prefetchers follow (column blocks outer measured ~13% slower at 56x56). acc holds
+// round_up(h1 - h0, kTileRows) rows of rows_len.
 template <typename scalar_t, typename acc_t>
 void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt_tiled,
                const acc_t* bias_tiled, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
   const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
   constexpr int64_t NV = lanes_of<acc_t>() / simd_lanes<acc_t>();
-  for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
-    for (int64_t r = 0; r < h1 - h0; r += kTileRows) {
+  for (int64_t r = 0; r < h1 - h0; r += kTileRows) {
+    for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
       conv_tile<true, acc_t, kTileRows, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_tiled + e0, blen,
                                             bias_tiled + e0, acc + r * blen + e0, blen);
     }
