@@ -99,13 +99,13 @@ def _backend_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, back
 
 
 class _EagerFunction(torch.autograd.Function):
+    # forward without ctx plus setup_context: the form torch.func transforms (grad, vjp) accept.
     @staticmethod
-    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
-        ctx.save_for_backward(x, weight_hw, weight_w, weight_h)
-        ctx.dilation = dilation
-        ctx.backend = backend
+    def forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
         return backends.get(backend).forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h,
                                              dilation)
+
+    setup_context = staticmethod(_setup_context)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

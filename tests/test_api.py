@@ -207,6 +207,22 @@ def test_eager_route_gives_the_custom_op_bits(monkeypatch, backend, layout):
     assert used, "a call under a function mode must go through the custom op"
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_torch_func_grad(backend):
+    # torch.func transforms take the eager route's autograd.Function (forward + setup_context).
+    case = Case(N=2, C=16, H=6, W=5, gc=4, band=5, dtype=torch.float64)
+    x, params = make_x(case), make_params(case)
+    ref = inception_dwconv.reference.inception_dwconv_reference
+
+    def loss(fn):
+        return lambda x, w: fn(x, params[0], params[1], w, params[3], params[4], params[5]).square().sum()
+
+    ours = torch.func.grad(loss(lambda *a: inception_dwconv.inception_dwconv(*a, backend=backend)), argnums=(0, 1))
+    theirs = torch.func.grad(loss(lambda *a: ref(*a, 1)), argnums=(0, 1))
+    for a, b in zip(ours(x, params[2]), theirs(x, params[2])):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 def test_backend_choice(monkeypatch):
     backends = available_backends()
     assert backends[0] == "reference"
