@@ -437,11 +437,20 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
                const acc_t* bias_tiled, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
   const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
   constexpr int64_t NV = lanes_of<acc_t>() / simd_lanes<acc_t>();
-  for (int64_t r = 0; r < h1 - h0; r += kTileRows) {
+  const auto tiles = [&](auto rows, int64_t r) {  // a band of `rows` output rows from row r
+    constexpr int64_t R = decltype(rows)::value;
     for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
-      conv_tile<true, acc_t, kTileRows, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_tiled + e0, blen,
-                                            bias_tiled + e0, acc + r * blen + e0, blen);
+      conv_tile<true, acc_t, R, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_tiled + e0, blen,
+                                    bias_tiled + e0, acc + r * blen + e0, blen);
     }
+  };
+  int64_t r = 0;
+  for (; r + kTileRows <= h1 - h0; r += kTileRows) tiles(std::integral_constant<int64_t, kTileRows>{}, r);
+  switch (h1 - h0 - r) {  // the chunk's last rows, without computing rows past it
+    case 3: tiles(std::integral_constant<int64_t, 3>{}, r); break;
+    case 2: tiles(std::integral_constant<int64_t, 2>{}, r); break;
+    case 1: tiles(std::integral_constant<int64_t, 1>{}, r); break;
+    default: break;
   }
   for (int64_t h = h0; h < h1; ++h) {
     const acc_t* a = acc + (h - h0) * blen;
