@@ -98,20 +98,32 @@ def _backend_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, back
                                           compute_input, compute_weight)
 
 
+def _eager_backward(ctx, grad_out):
+    return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend,
+                  _backend_backward)
+
+
 class _EagerFunction(torch.autograd.Function):
-    # forward without ctx plus setup_context: the form torch.func transforms (grad, vjp) accept.
+    # forward(ctx, ...): ~4 us an apply here, against ~16 us for the setup_context form below.
+    @staticmethod
+    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
+        _setup_context(ctx, (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend), None)
+        return backends.get(backend).forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h,
+                                             dilation)
+
+    backward = staticmethod(torch.autograd.function.once_differentiable(_eager_backward))
+
+
+class _EagerFunctionForTransforms(torch.autograd.Function):
+    # forward without ctx plus setup_context: the form torch.func transforms (grad, vjp) accept;
+    # used only while one is active.
     @staticmethod
     def forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
         return backends.get(backend).forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h,
                                              dilation)
 
     setup_context = staticmethod(_setup_context)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend,
-                      _backend_backward)
+    backward = staticmethod(torch.autograd.function.once_differentiable(_eager_backward))
 
 
 def _plain(tensors) -> bool:
@@ -126,5 +138,7 @@ def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dila
             or torch._C._is_torch_function_mode_enabled() or not _plain(args)):
         return forward(*args, dilation, backend)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        if torch._C._functorch.peek_interpreter_stack() is not None:  # inside a torch.func transform
+            return _EagerFunctionForTransforms.apply(*args, dilation, backend)
         return _EagerFunction.apply(*args, dilation, backend)
     return backends.get(backend).forward(*args, dilation)

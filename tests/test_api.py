@@ -223,6 +223,16 @@ def test_torch_func_grad(backend):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_torch_func_vmap(backend):
+    # No batching rule: PyTorch's per-sample fallback, which must still give the batched result.
+    case = Case(N=3, C=16, H=6, W=5, gc=4, band=5)
+    x, params = make_x(case), make_params(case)
+    per_sample = torch.func.vmap(
+        lambda t: inception_dwconv.inception_dwconv(t.unsqueeze(0), *params, backend=backend).squeeze(0))
+    torch.testing.assert_close(per_sample(x), inception_dwconv.inception_dwconv(x, *params, backend=backend))
+
+
 def test_backend_choice(monkeypatch):
     backends = available_backends()
     assert backends[0] == "reference"
