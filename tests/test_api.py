@@ -223,9 +223,10 @@ def test_torch_func_grad(backend):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", [b for b in CPU_BACKENDS if b != "reference"])
 def test_torch_func_vmap(backend):
     # No batching rule: PyTorch's per-sample fallback, which must still give the batched result.
+    # (The reference backend copies into a preallocated output, which vmap refuses.)
     case = Case(N=3, C=16, H=6, W=5, gc=4, band=5)
     x, params = make_x(case), make_params(case)
     per_sample = torch.func.vmap(
