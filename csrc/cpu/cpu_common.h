@@ -24,7 +24,7 @@ struct Strides4 {
 // Buffers are padded to whole multiples of kBlock values, so that a register block of the kernels'
 // inner loops (kernels.h: 64 floats at most) never reads past them.
 constexpr int64_t kBlock = 64;
-// Output rows per register tile (kernels.h, conv_tile); buffers hold whole tiles of rows.
+// Output rows per register tile of the channels_last loops (kernels.h, conv_rows).
 constexpr int64_t kTileRows = 4;
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 

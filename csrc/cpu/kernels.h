@@ -387,19 +387,19 @@ struct RowBuffers {
   std::vector<acc_t> buf[3];
   RowBuffers(const Geometry& g, int64_t rows, bool wanted) {
     for (int b = 0; b < 3 && wanted; ++b)
-      buf[b].assign((round_up(rows, kTileRows) + 2 * g.pad_h(b)) * rows_stride(g, b), acc_t(0));
+      buf[b].assign((rows + 2 * g.pad_h(b)) * rows_stride(g, b), acc_t(0));
   }
   acc_t* operator[](int b) { return buf[b].data(); }
 };
 
 // Fills the branch buffers for output rows [h0, h1) of one image in a single pass over its rows
-// h0 - ph .. h0 + round_up(h1 - h0, kTileRows) + ph (rows past the map are zeros, so whole row
-// tiles can be computed): each pixel's channels are read once, for all three branches, and, when
+// h0 - ph .. h1 + ph (rows past the map are zeros): each pixel's channels are read once, for all
+// three branches, and, when
 // id_dst is given, its identity channels are copied there for the rows in [h0, h1).
 template <typename scalar_t, typename acc_t>
 void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int64_t h0, int64_t h1,
                RowBuffers<acc_t>& bufs, scalar_t* id_dst, const Strides4& ds) {
-  const int64_t gc = g.gc, rows = round_up(h1 - h0, kTileRows);
+  const int64_t gc = g.gc, rows = h1 - h0;
   const int64_t ph_max = std::max(g.pad_h(0), std::max(g.pad_h(1), g.pad_h(2)));
   for (int64_t hi = h0 - ph_max; hi < h0 + rows + ph_max; ++hi) {
     acc_t* dst[3];
@@ -430,8 +430,8 @@ void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int6
 
 // For output rows [h0, h1) of branch b, from its buffer filled by load_rows for the same rows.
 // Row tiles outer, column blocks inner: each tile walks its rows forward, the order the hardware
-// prefetchers follow (column blocks outer measured ~13% slower at 56x56). acc holds
-// round_up(h1 - h0, kTileRows) rows of rows_len.
+// prefetchers follow (column blocks outer measured ~13% slower at 56x56). acc holds h1 - h0 rows
+// of rows_len.
 template <typename scalar_t, typename acc_t>
 void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt_tiled,
                const acc_t* bias_tiled, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
@@ -471,7 +471,7 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
     RowBuffers<acc_t> bufs(g, chunks.rows_per_item, true);
-    std::vector<acc_t> acc(round_up(chunks.rows_per_item, kTileRows) * rows_len(g));
+    std::vector<acc_t> acc(chunks.rows_per_item * rows_len(g));
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / chunks.items_per_image;
       const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
@@ -502,7 +502,7 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
     RowBuffers<acc_t> gbufs(g, chunks.rows_per_item, true), xbufs(g, chunks.rows_per_item, part != nullptr);
-    std::vector<acc_t> acc(round_up(chunks.rows_per_item, kTileRows) * blen);
+    std::vector<acc_t> acc(chunks.rows_per_item * blen);
     std::vector<acc_t> tap_acc(part ? (g.max_taps() + 1) * blen : 0);
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / chunks.items_per_image;
