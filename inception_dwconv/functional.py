@@ -78,6 +78,10 @@ def inception_dwconv(x: Tensor, weight_hw: Tensor, bias_hw: Optional[Tensor], we
     low = _autocast_dtype(x)
     if low is not None:
         return _forward_autocast(x, params, dilation, backend, low)
+    return _checked_forward(x, params, dilation, backend)
+
+
+def _checked_forward(x, params, dilation, backend) -> Tensor:
     check_inputs(x, *params, dilation)
     name = backends.resolve(backend, x.device.type)
     return ops.call_forward(x, *params, dilation, name)
@@ -107,9 +111,7 @@ def _forward_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) ->
     x_low = cast(x)
     params_low = [cast(p) for p in params]
     with torch.autocast(x.device.type, enabled=False):
-        check_inputs(x_low, *params_low, dilation)
-        name = backends.resolve(backend, x.device.type)
-        y = ops.call_forward(x_low, *params_low, dilation, name)
+        y = _checked_forward(x_low, params_low, dilation, backend)
         c_id = x.shape[1] - 3 * params_low[0].shape[0]
         if c_id == 0 or x_low is x:
             return y

@@ -86,11 +86,11 @@ def _backward_formula(ctx, grad_out):
 forward.register_autograd(_backward_formula, setup_context=_setup_context)
 
 
-# Eager calls on plain tensors skip the custom-op wrappers (about 10 us a call without autograd and
-# 30 us with it, measured on the CPU: as much as a 7x7 stage's whole kernel) and call the backend
-# directly, through a plain autograd.Function when a gradient is needed. Both paths run the same
-# backend functions, so they give the same bits; torch.compile, tensor subclasses and dispatch or
-# function modes (fake tensors, FlopCounterMode, torch.device contexts) keep the custom ops.
+# Eager calls on plain tensors skip the custom-op wrappers (measured on the CPU, 1x16x2x2 input: a
+# call 33 -> 19 us without autograd, 69 -> 24 us with it) and call the backend directly, through a
+# plain autograd.Function when a gradient is needed. Both paths run the same backend functions, so
+# they give the same bits; torch.compile, tensor subclasses and dispatch or function modes (fake
+# tensors, FlopCounterMode, torch.device contexts) keep the custom ops.
 
 def _backend_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
                       compute_weight):
