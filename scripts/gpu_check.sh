@@ -5,7 +5,8 @@
 # limit so that a slow stage cannot eat the others' logs. Logs go flat into one folder: $OUT when
 # set (the device tool fetches it), else benchmarks/results/gpu-<date>/.
 #   bash scripts/gpu_check.sh [--quick]      (--quick: skip the sanitizers)
-# Environment: BUILD_S, TEST_S, BENCH_S, SANITIZE_S (stage limits, seconds), PYTHON, MAX_JOBS.
+# Environment: BUILD_S, TEST_S, BENCH_S, SANITIZE_S (stage limits, seconds), PYTHON, MAX_JOBS,
+#   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench workload flags).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
@@ -20,8 +21,7 @@ log() { echo "== [$((SECONDS - t0)) s] $*" | tee -a "$dir/summary.txt"; }
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null
   $PY -c "import sys, torch, triton; p = torch.cuda.get_device_properties(0); print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__); print('device', p.name, 'sm_%d%d' % (p.major, p.minor), p.multi_processor_count, 'SMs')"
   nvcc --version 2>/dev/null | tail -1
-} > "$dir/versions.txt" 2>&1
-cat "$dir/versions.txt"
+} 2>&1 | tee "$dir/summary.txt"
 
 # Build for this GPU's architecture only (half the nvcc time of the default "8.0;9.0").
 arch=$($PY -c "import torch; p = torch.cuda.get_device_capability(0); print('%d.%d' % p)" 2>/dev/null)
@@ -40,17 +40,19 @@ fi
 $PY -c "import inception_dwconv as i; print('available backends:', i.available_backends())" 2>&1 | tee -a "$dir/summary.txt"
 
 log "tests"
-xdist=$($PY -c "import xdist" 2>/dev/null && echo "-n 8")
+xdist=$($PY -c "import xdist" 2>/dev/null && echo "-n ${XDIST_N:-14}")
 to=$($PY -c "import pytest_timeout" 2>/dev/null && echo "--timeout 150")
-timeout "${TEST_S:-300}" $PY -m pytest -q -rfE -p no:cacheprovider $xdist $to tests > "$dir/pytest.log" 2>&1
+# GPU-only files first; failures and durations are logged as they happen (scripts/pytest_live_log.py)
+LIVE_LOG_DIR="$dir" PYTHONPATH=scripts timeout "${TEST_S:-300}" $PY -m pytest -q -rfE -p no:cacheprovider \
+  -p pytest_live_log $xdist $to ${TESTS:-tests/test_cuda.py tests/test_triton.py tests} > "$dir/pytest.log" 2>&1
 log "pytest rc=$? : $(tail -1 "$dir/pytest.log")"
 grep -E "^(FAILED|ERROR)" "$dir/pytest.log" | head -30 | tee -a "$dir/summary.txt"
 
 log "benchmark"
 backends="reference,$($PY -c "import inception_dwconv as i; print(','.join(b for b in ('cuda','triton') if b in i.available_backends()))")"
-timeout "${BENCH_S:-240}" $PY -m inception_dwconv.bench --device cuda --preset tiny --batch 128 --dtype fp32,bf16 \
-  --layout nchw,channels_last --mode fwd,fwdbwd --backends "$backends" \
-  --csv "$dir/bench.csv" --json "$dir/bench.json" > "$dir/bench.txt" 2>&1
+timeout "${BENCH_S:-240}" $PY -m inception_dwconv.bench --device cuda ${BENCH_WORKLOADS:---preset tiny --batch 128} \
+  --dtype fp32,bf16 --layout nchw,channels_last --mode fwd,fwdbwd --backends "$backends" \
+  --csv "$dir/bench.csv" > "$dir/bench.txt" 2>&1
 log "bench rc=$?"
 
 if [ "${1:-}" != "--quick" ] && command -v compute-sanitizer >/dev/null; then
