@@ -10,6 +10,8 @@ _DIR = os.environ.get("LIVE_LOG_DIR", ".")
 
 
 def pytest_runtest_logreport(report):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller gets the same report: write it once
     if report.when == "call" or report.failed:
         with open(os.path.join(_DIR, "durations.txt"), "a") as f:
             f.write(f"{report.duration:8.2f} {report.outcome:7s} {report.when:8s} {report.nodeid}\n")

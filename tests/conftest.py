@@ -8,6 +8,13 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# Under pytest-xdist every worker would otherwise run torch's CPU ops with one thread per core:
+# 14 workers x 16 threads on a 16-core GPU machine made sub-second fp64 reference computations take
+# 45-150 s (benchmarks/results/gpu-h200-20261127). Give each worker its share of the cores.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+if _workers > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+
 
 @pytest.fixture
 def poison():
