@@ -98,14 +98,21 @@ def _channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.size(1) > 1
 
 
+# Tuning hook (scripts/triton_sweep.py): {"fwd": plan, "bwd": plan} with plan =
+# (BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps) replaces _plan's choice. Not for users.
+PLAN_OVERRIDE = {}
+
+
 class _Geometry:
     def __init__(self, x, w_hw, w_w, w_h, backward):
         self.N, self.C, self.H, self.W = x.shape
         self.gc = w_hw.shape[0]
         self.c_id = self.C - 3 * self.gc
         self.ks, self.kw, self.kh = w_hw.shape[-1], w_w.shape[-1], w_h.shape[-2]
-        self.bc, self.bh, self.bw, self.rows, self.num_warps = _plan(
-            self.N, self.C, self.H, self.W, self.gc, _channels_last(x), backward, _interpreting())
+        plan = PLAN_OVERRIDE.get("bwd" if backward else "fwd")
+        if plan is None:
+            plan = _plan(self.N, self.C, self.H, self.W, self.gc, _channels_last(x), backward, _interpreting())
+        self.bc, self.bh, self.bw, self.rows, self.num_warps = plan
         self.n_row_tiles = _cdiv(self.H, self.bh)
         self.n_groups_w = _cdiv(self.W, self.bw)
         self.n_groups = _cdiv(self.n_row_tiles, self.rows) * self.n_groups_w
