@@ -68,6 +68,10 @@ MODES = ("fwd", "bwd", "fwdbwd")
 BENCH_BACKENDS = ("reference", "reference-compiled", "reference-max-autotune", "cpu", "triton", "cuda")
 # Relative-norm tolerance vs the fp64 reference, by input dtype.
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 2e-2}
+# The eager reference rows are the baseline users have, so they are checked only for gross errors:
+# on an H200 (torch 2.11, cuDNN) its fp32 grad of the 1xK weight was 3.1e-4 off the fp64 result at
+# batch 128, which the fused-backend tolerance above would have called WRONG and left untimed.
+REFERENCE_TOLERANCE = {torch.float32: 1e-3}
 QUANTILES = [0.5, 0.2, 0.8]
 
 COLUMNS = [
@@ -541,6 +545,8 @@ class Runner:
             ref_times: Dict[str, float] = {}
             for name in names:
                 tol = TOLERANCE[dtype]
+                if name.startswith("reference"):
+                    tol = max(tol, REFERENCE_TOLERANCE.get(dtype, tol))
                 try:
                     fn = make_function(name, wl.dilation)
                     fwd_err, bwd_err, worst = check_backend(fn, x, params, grad_out, ref_y, ref_grads, tol)
