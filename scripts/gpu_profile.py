@@ -6,6 +6,8 @@ and GPU kernel time per call (torch.profiler), with the kernels that take most o
 
 When "wall" is well above "gpu", the call is bound by host work (Python, autograd, launches), and
 a kernel change will not show in the benchmark; when they are close, the kernels are the cost.
+"triton-split" is the Triton backend with launch.BACKWARD_MODE = "split" (grad_x by the forward
+kernel, weight grads by their own kernel) instead of the default fused backward.
 InceptionNeXt-T stage shapes. Needs a CUDA GPU (the profiler's CUDA activity).
 """
 import argparse
@@ -36,6 +38,10 @@ def make(N, C, H, dtype, layout):
 
 
 def step_fn(backend, mode, x, g, params):
+    if backend.startswith("triton"):
+        from inception_dwconv.backends.triton import launch
+        launch.BACKWARD_MODE = "split" if backend == "triton-split" else "fused"
+        backend = "triton"
     if backend == "reference":
         def f(xx, pp):
             return inception_dwconv_reference(xx, *pp, 1)
@@ -87,7 +93,7 @@ def measure(run, iters=20):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--backends", default="reference,cuda,triton")
+    ap.add_argument("--backends", default="reference,cuda,triton,triton-split")
     ap.add_argument("--modes", default="fwd,fwdbwd")
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--layouts", default="nchw,channels_last")
@@ -96,7 +102,8 @@ def main(argv=None):
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU")
     avail = inception_dwconv.available_backends()
-    backends = [b for b in args.backends.split(",") if b == "reference" or b in avail]
+    backends = [b for b in args.backends.split(",")
+                if b == "reference" or b in avail or (b == "triton-split" and "triton" in avail)]
     out = open(args.out, "w") if args.out else None
 
     def emit(line):

@@ -1,8 +1,11 @@
 """Tile-plan sweep of the Triton kernels on a GPU: for each InceptionNeXt-T stage, dtype, layout and
-direction (forward; backward with grad_x and weight grads), time a set of candidate plans
-(BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps) against the plan launch._plan picks today.
+direction (fwd: forward; bwd: the fused backward, grad_x and weight grads; wgrad: the split
+backward's weight-grad kernel), time a set of candidate plans against the plan the launcher picks
+today: (BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps) for fwd / bwd, (BLOCK_C, BLOCK_H,
+BLOCK_W, IMGS, TILES_PER_PROG, num_warps) for wgrad.
 
-    python scripts/triton_sweep.py [--batch 128] [--dtypes fp32,bf16] [--jobs 14] [--out FILE]
+    python scripts/triton_sweep.py [--batch 128] [--dtypes fp32[,bf16]] [--directions fwd,bwd,wgrad]
+                                   [--jobs 14] [--out FILE]
 
 Phase 1 compiles every candidate in parallel worker processes (Triton's on-disk cache is shared),
 each also checking its plan's results against the fp64 eager reference on a batch of 2; phase 2
@@ -56,6 +59,29 @@ def candidates(C, H, gc, channels_last, backward):
     return sorted(plans)
 
 
+def wgrad_candidates(N, C, H, gc, channels_last):
+    plans = set()
+    for elems in (256, 512):
+        if channels_last:
+            tiles = []
+            for bc in (16, 32):
+                if bc > 2 * pow2(gc):
+                    continue
+                p = max(1, elems // bc)
+                bw = min(pow2(H), 16, p)
+                tiles.append((bc, max(1, min(pow2(H), p // bw)), bw))
+        else:
+            bw = min(pow2(H), 64)
+            bh = max(1, min(pow2(H), elems // bw))
+            tiles = [(max(1, min(pow2(gc), elems // (bh * bw))), bh, bw)]
+        for bc, bh, bw in tiles:
+            n_img_tiles = -(-H // bh) * -(-H // bw)
+            for imgs, per in ((1, max(1, n_img_tiles // 4)), (1, n_img_tiles), (8, n_img_tiles)):
+                for warps in (4, 8):
+                    plans.add((bc, bh, bw, imgs, per, warps))
+    return sorted(plans)
+
+
 def _inputs(N, C, H, gc, dtype_name, layout, seed=0):
     import torch
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
@@ -74,6 +100,8 @@ def _run(launch, direction, x, g, params):
     w_hw, b_hw, w_w, b_w, w_h, b_h = params
     if direction == "fwd":
         return [launch.forward(x, *params, 1)]
+    if direction == "wgrad":
+        return launch._weight_grads_split(g, x, w_hw, w_w, w_h, 1)
     return launch.backward(g, x, w_hw, w_w, w_h, 1, True, True)
 
 
@@ -96,6 +124,8 @@ def _check(task):
         else:
             gx, gwhw, gbhw, gww, gbw, gwh, gbh = torch.autograd.grad(y64, [x64] + p64, g.double())
             refs = [gx, gwhw, gbhw, gww, gbw, gwh, gbh]
+            if direction == "wgrad":
+                refs = refs[1:]
         tol = 1e-4 if dtype_name == "fp32" else 2e-2
         for a, r in zip(got, refs):
             err = float((a.double() - r.detach()).norm() / r.detach().norm().clamp_min(1e-30))
@@ -109,9 +139,9 @@ def _check(task):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--dtypes", default="fp32")
     ap.add_argument("--layouts", default="nchw,channels_last")
-    ap.add_argument("--directions", default="fwd,bwd")
+    ap.add_argument("--directions", default="fwd,bwd,wgrad")
     ap.add_argument("--jobs", type=int, default=14)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -128,9 +158,14 @@ def main(argv=None):
     plans = {}
     for case in cases:
         C, H, gc, _, lay, direction = case
-        current = launch._plan(args.batch, C, H, H, gc, lay == "channels_last", direction == "bwd", False)
-        plans[case] = [current] + [p for p in candidates(C, H, gc, lay == "channels_last", direction == "bwd")
-                                   if p != current]
+        cl = lay == "channels_last"
+        if direction == "wgrad":
+            current = launch._wgrad_plan(args.batch, C, H, H, gc, cl, False)
+            cands = wgrad_candidates(args.batch, C, H, gc, cl)
+        else:
+            current = launch._plan(args.batch, C, H, H, gc, cl, direction == "bwd", False)
+            cands = candidates(C, H, gc, cl, direction == "bwd")
+        plans[case] = [current] + [p for p in cands if p != current]
     tasks = [case + (plan,) for case in cases for plan in plans[case]]
     out = open(args.out, "w") if args.out else None
 

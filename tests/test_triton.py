@@ -21,6 +21,15 @@ CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
 
 
+@pytest.fixture(autouse=True, params=["fused", "split"])
+def backward_mode(request, monkeypatch):
+    """Every test runs with both backward formulations of the launcher (launch.BACKWARD_MODE):
+    one fused launch, or grad_x by the forward kernel plus the separate weight-grad kernel."""
+    from inception_dwconv.backends.triton import launch
+    monkeypatch.setattr(launch, "BACKWARD_MODE", request.param)
+    return request.param
+
+
 def _launch():
     from inception_dwconv.backends.triton import launch
     return launch
@@ -88,17 +97,24 @@ def test_forward_backward(case, poison):
     _check(case)
 
 
-def _gpu_plan(monkeypatch, plan=None):
-    """Make the launcher use the GPU tile plan (or a given one) even when interpreting."""
+def _gpu_plan(monkeypatch, plan=None, wgrad_plan=None):
+    """Make the launcher use the GPU tile plans (or given ones) even when interpreting."""
     launch = _launch()
     original = launch._plan
+    original_wgrad = launch._wgrad_plan
 
     def forced(N, C, H, W, gc, channels_last, backward, interpret):
         if plan is not None:
             return plan(backward)
         return original(N, C, H, W, gc, channels_last, backward, False)
 
+    def forced_wgrad(N, C, H, W, gc, channels_last, interpret):
+        if wgrad_plan is not None:
+            return wgrad_plan
+        return original_wgrad(N, C, H, W, gc, channels_last, False)
+
     monkeypatch.setattr(launch, "_plan", forced)
+    monkeypatch.setattr(launch, "_wgrad_plan", forced_wgrad)
 
 
 @pytest.mark.parametrize("case", [
@@ -117,8 +133,18 @@ def test_small_tiles_many_programs(monkeypatch, poison):
     """Tiles far smaller than the map and the kernel, channel blocks not dividing gc or the
     identity part, row loops that end in a partial group: halos cross several tiles."""
     case = Case(1, 27, 9, 10, 7, square=3, band=11, layout="strided", device=DEVICE)
-    _gpu_plan(monkeypatch, lambda backward: (4, 4, 8, 2 if backward else 1, 4))
+    # weight grads (split): 4x8 tiles in chunks of 2 (3 chunks), channel blocks of 4 (gc = 7)
+    _gpu_plan(monkeypatch, lambda backward: (4, 4, 8, 2 if backward else 1, 4), (4, 4, 8, 1, 2, 4))
     _check(case)
+
+
+def test_weight_grads_image_groups(monkeypatch, poison, backward_mode):
+    """Split backward: programs that sum several images (a partial last group) and one tile each."""
+    if backward_mode != "split":
+        pytest.skip("the image groups belong to the split backward's weight-grad kernel")
+    _gpu_plan(monkeypatch, None, (2, 4, 4, 2, 1, 4))
+    _check(Case(3, 40, 9, 10, 10, layout="channels_last", device=DEVICE))
+    _check(Case(3, 40, 9, 10, 10, dtype=BF16, device=DEVICE))
 
 
 def test_int64_offsets(monkeypatch, poison):

@@ -19,7 +19,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from . import kernels
-from .launch import _pow2, _plan
+from .launch import _pow2, _plan, _wgrad_plan
 
 _TL_NAME = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}
 
@@ -68,7 +68,7 @@ def check(N, C, H, W, gc, ks, kb, dtype, channels_last, dilation=1):
             fn = kernels.forward_kernel
             ptrs = {k: f"*{t}" for k in ("x_ptr", "y_ptr", "whw_ptr", "bhw_ptr", "ww_ptr", "bw_ptr",
                                          "wh_ptr", "bh_ptr")}
-            cst = dict(common, HAS_BHW=True, HAS_BW=True, HAS_BH=True)
+            cst = dict(common, HAS_BHW=True, HAS_BW=True, HAS_BH=True, FLIP=False)
         else:
             fn = kernels.backward_kernel
             ptrs = {k: f"*{t}" for k in ("g_ptr", "x_ptr", "gx_ptr", "whw_ptr", "ww_ptr", "wh_ptr")}
@@ -77,6 +77,13 @@ def check(N, C, H, W, gc, ks, kb, dtype, channels_last, dilation=1):
                        COMPUTE_WEIGHT=True)
         k = compile_one(fn, ptrs, cst, nw)
         rows.append((("bwd" if bwd else "fwd"), (bc, bh, bw, rpp, nw), *resources(k)))
+    # the split backward's weight-grad kernel
+    bc, bh, bw, imgs, tiles, nw = _wgrad_plan(N, C, H, W, gc, channels_last, False)
+    cst = dict(KS=ks, KW=kb, KH=kb, LP_S=_pow2(ks * ks), LP_W=_pow2(kb), LP_H=_pow2(kb), ACC=acc,
+               BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=False)
+    ptrs = {"g_ptr": f"*{t}", "x_ptr": f"*{t}", "ws_ptr": f"*{acc_name}"}
+    k = compile_one(kernels.wgrad_kernel, ptrs, cst, nw)
+    rows.append(("wgrad", (bc, bh, bw, imgs, tiles, nw), *resources(k)))
     return rows
 
 

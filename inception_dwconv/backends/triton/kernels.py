@@ -97,9 +97,9 @@ def _conv_tile(src_nc, h, w, cmask, H, W, s_h, s_w, w_ptr, cw, DIL,
 def _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                     sxn, sxc, sxh, sxw, syn, syc, syh, syw, w_ptr, b_ptr, DIL,
                     KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,
-                    IS_CONV: tl.constexpr, ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr,
-                    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
-                    INT64: tl.constexpr):
+                    IS_CONV: tl.constexpr, FLIP: tl.constexpr, ACC: tl.constexpr,
+                    ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr,
+                    BLOCK_W: tl.constexpr, INT64: tl.constexpr):
     x_nc = x_ptr + n * sxn + c[:, None] * sxc
     y_nc = y_ptr + n * syn + c[:, None] * syc
     if IS_CONV:
@@ -112,7 +112,7 @@ def _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
         m = cmask[:, None] & ((h < H) & (w < W))[None, :]
         if IS_CONV:
             acc = _conv_tile(x_nc, h, w, cmask, H, W, sxh, sxw, w_ptr, cw, DIL,
-                             KH, KW, False, ACC, BLOCK_C, BLOCK_H * BLOCK_W)
+                             KH, KW, FLIP, ACC, BLOCK_C, BLOCK_H * BLOCK_W)
             if HAS_BIAS:
                 acc += bias[:, None]
             out = acc.to(y_ptr.dtype.element_ty)
@@ -127,27 +127,30 @@ def forward_kernel(x_ptr, y_ptr, whw_ptr, bhw_ptr, ww_ptr, bw_ptr, wh_ptr, bh_pt
                    sxn, sxc, sxh, sxw, syn, syc, syh, syw,
                    KS: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr,
                    HAS_BHW: tl.constexpr, HAS_BW: tl.constexpr, HAS_BH: tl.constexpr,
-                   ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
-                   BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+                   FLIP: tl.constexpr, ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr,
+                   BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+                   INT64: tl.constexpr):
+    """y = cat(x_id, conv_sq(x), conv_1xK(x), conv_Kx1(x)) + biases; with FLIP (and no biases),
+    the same pass over grad_out gives grad_x."""
     n, gh, gw, branch, c, cmask, cw0 = _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w,
                                                        BLOCK_C, INT64)
     cw = cw0 + tl.arange(0, BLOCK_C)
     if branch == 0:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, whw_ptr, bhw_ptr, DIL,
-                        1, 1, False, False, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        1, 1, False, False, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
     elif branch == 1:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, whw_ptr, bhw_ptr, DIL,
-                        KS, KS, HAS_BHW, True, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        KS, KS, HAS_BHW, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
     elif branch == 2:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, ww_ptr, bw_ptr, DIL,
-                        1, KW, HAS_BW, True, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        1, KW, HAS_BW, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
     else:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, wh_ptr, bh_ptr, DIL,
-                        KH, 1, HAS_BH, True, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        KH, 1, HAS_BH, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
 
 
 @triton.jit
@@ -239,3 +242,84 @@ def backward_kernel(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, ww_ptr, wh_ptr,
                          sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
                          KS * KS + KW + 2, L, LP, KH, 1, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
                          ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+
+
+@triton.jit
+def _wgrad_branch(g_ptr, x_ptr, row_ptr, slot0, n0, n1, t0, t1, c, cw, cmask, H, W, n_tiles_w,
+                  GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
+                  KH: tl.constexpr, KW: tl.constexpr, LP: tl.constexpr, ACC: tl.constexpr,
+                  BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
+                  INT64: tl.constexpr):
+    """Weight and bias grads of one branch's channel block over images [n0, n1) and spatial tiles
+    [t0, t1) (row-major over the map, n_tiles_w per row of tiles): every tap at once
+    as a [LP, BLOCK_C, BLOCK_P] block (taps gathered by offset), summed over space only once, at
+    the end - no cross-thread reduction inside the loops."""
+    TAPS: tl.constexpr = KH * KW
+    BLOCK_P: tl.constexpr = BLOCK_H * BLOCK_W
+    k = tl.arange(0, LP)
+    kmask = k < TAPS
+    dy = (k // KW - (KH - 1) // 2) * DIL
+    dx = (k % KW - (KW - 1) // 2) * DIL
+    acc = tl.zeros([LP, BLOCK_C, BLOCK_P], ACC)
+    accb = tl.zeros([BLOCK_C, BLOCK_P], ACC)
+    g_c = g_ptr + c[:, None] * sgc
+    x_c = x_ptr + c[None, :, None] * sxc
+    for n in range(n0, n1):  # 64-bit when n0 is (INT64)
+        for t in range(t0, t1):
+            h, w = _tile_coords(t // n_tiles_w, t % n_tiles_w, BLOCK_H, BLOCK_W, INT64)
+            pm = (h < H) & (w < W)
+            gv = tl.load(g_c + n * sgn + (h * sgh + w * sgw)[None, :], mask=cmask[:, None] & pm[None, :],
+                         other=0.0).to(ACC)
+            hh = h[None, :] + dy[:, None]
+            ww = w[None, :] + dx[:, None]
+            inb = kmask[:, None] & pm[None, :] & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+            xv = tl.load(x_c + n * sxn + (hh * sxh + ww * sxw)[:, None, :],
+                         mask=cmask[None, :, None] & inb[:, None, :], other=0.0).to(ACC)
+            acc += xv * gv[None, :, :]
+            accb += gv
+    part = tl.sum(acc, 2)
+    tl.store(row_ptr + slot0 + cw[None, :] * TAPS + k[:, None], part, mask=kmask[:, None] & cmask[None, :])
+    tl.store(row_ptr + slot0 + GC * TAPS + cw, tl.sum(accb, 1), mask=cmask)
+
+
+@triton.jit
+def wgrad_kernel(g_ptr, x_ptr, ws_ptr, C_ID, GC, H, W, N, NB_G, IMGS, N_CHUNKS, TILES, n_tiles_w,
+                 n_tiles, DIL,
+                 sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
+                 KS: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, LP_S: tl.constexpr,
+                 LP_W: tl.constexpr, LP_H: tl.constexpr, ACC: tl.constexpr, BLOCK_C: tl.constexpr,
+                 BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+    """Weight/bias grads of the split backward. program_id(0): a group of IMGS images and a chunk
+    of TILES spatial tiles (N_CHUNKS chunks per image group); program_id(1): a channel block of a
+    conv branch (square, band_w, band_h). Each program writes its partial sums to row
+    program_id(0) of ws, laid out as the flat concatenation
+    [w_hw (gc*KS*KS), b_hw (gc), w_w (gc*KW), b_w (gc), w_h (gc*KH), b_h (gc)]; the launcher sums
+    the rows in a fixed order."""
+    pid0 = tl.program_id(0)
+    pid1 = tl.program_id(1)
+    branch = pid1 // NB_G
+    cw = (pid1 % NB_G) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cw < GC
+    c = C_ID + branch * GC + cw
+    if INT64:
+        c = c.to(tl.int64)
+    n0 = (pid0 // N_CHUNKS) * IMGS
+    n1 = tl.minimum(n0 + IMGS, N)
+    if INT64:
+        n0 = n0.to(tl.int64)
+        n1 = n1.to(tl.int64)
+    t0 = (pid0 % N_CHUNKS) * TILES
+    t1 = tl.minimum(t0 + TILES, n_tiles)
+    row = ws_ptr + pid0.to(tl.int64) * (GC * (KS * KS + KW + KH + 3))
+    if branch == 0:
+        _wgrad_branch(g_ptr, x_ptr, row, 0, n0, n1, t0, t1, c, cw, cmask, H, W, n_tiles_w,
+                      GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
+                      KS, KS, LP_S, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    elif branch == 1:
+        _wgrad_branch(g_ptr, x_ptr, row, GC * (KS * KS + 1), n0, n1, t0, t1, c, cw, cmask, H, W,
+                      n_tiles_w, GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
+                      1, KW, LP_W, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+    else:
+        _wgrad_branch(g_ptr, x_ptr, row, GC * (KS * KS + KW + 2), n0, n1, t0, t1, c, cw, cmask, H,
+                      W, n_tiles_w, GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
+                      KH, 1, LP_H, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64)

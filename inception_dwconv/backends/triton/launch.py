@@ -76,6 +76,38 @@ def _plan(N, C, H, W, gc, channels_last, backward, interpret):
     return bc, bh, bw, rows, num_warps
 
 
+# Elements of one wgrad_kernel tile (BLOCK_C x BLOCK_P); with its 16 (LP) taps that is a 4K-element
+# block, 16 per thread at 8 warps. Untuned.
+_WGRAD_TILE_ELEMS = 256
+
+
+@functools.lru_cache(maxsize=1024)
+def _wgrad_plan(N, C, H, W, gc, channels_last, interpret):
+    """(BLOCK_C, BLOCK_H, BLOCK_W, IMGS, TILES_PER_PROG, num_warps) of wgrad_kernel: a program sums
+    TILES_PER_PROG spatial tiles of IMGS images for one channel block."""
+    if interpret:
+        bw = min(_pow2(W), _INTERP_MAX_TILE)
+        bh = max(1, min(_pow2(H), _INTERP_MAX_TILE // bw))
+        bc = max(1, min(_pow2(gc), _INTERP_MAX_BLOCK // (16 * bh * bw)))
+        return bc, bh, bw, max(N, 1), _cdiv(H, bh) * _cdiv(W, bw), 4
+    if channels_last:
+        bc = min(_pow2(gc), 32)
+        p = max(1, _WGRAD_TILE_ELEMS // bc)
+        bw = min(_pow2(W), 16, p)
+        bh = max(1, min(_pow2(H), p // bw))
+    else:
+        bw = min(_pow2(W), 64)
+        bh = max(1, min(_pow2(H), _WGRAD_TILE_ELEMS // bw))
+        bc = max(1, min(_pow2(gc), _WGRAD_TILE_ELEMS // (bh * bw)))
+    n_tiles = _cdiv(H, bh) * _cdiv(W, bw)
+    per_image = 3 * _cdiv(gc, bc)  # programs per image when a program takes one whole image
+    if N * per_image >= _GPU_MIN_PROGRAMS:
+        imgs, tiles = max(1, (N * per_image) // _GPU_MIN_PROGRAMS), n_tiles
+    else:
+        imgs, tiles = 1, _cdiv(n_tiles, min(n_tiles, _cdiv(_GPU_MIN_PROGRAMS, max(1, N * per_image))))
+    return bc, bh, bw, imgs, tiles, 8
+
+
 def _max_offset(t: torch.Tensor) -> int:
     return sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride()) if s > 0)
 
@@ -98,9 +130,15 @@ def _channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.size(1) > 1
 
 
-# Tuning hook (scripts/triton_sweep.py): {"fwd": plan, "bwd": plan} with plan =
-# (BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps) replaces _plan's choice. Not for users.
+# Tuning hooks (scripts/triton_sweep.py, scripts/gpu_profile.py), not for users.
+# PLAN_OVERRIDE: {"fwd": plan, "bwd": plan} with plan = (BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG,
+# num_warps) replaces _plan's choice; {"wgrad": plan} replaces _wgrad_plan's.
+# BACKWARD_MODE: "fused" - one launch computes grad_x and the weight partials (a cross-thread
+# reduction per tap inside the tile loop); "split" - grad_x by the forward kernel with flipped taps,
+# weight grads by wgrad_kernel (all taps as one block, one reduction per program). "fused" stays the
+# default until a GPU measurement says otherwise: it is the one that has been timed (H200, slow).
 PLAN_OVERRIDE = {}
+BACKWARD_MODE = "fused"
 
 
 class _Geometry:
@@ -137,32 +175,77 @@ class _NullCtx:
         return False
 
 
-def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int) -> torch.Tensor:
-    _check_device(x)
-    y = empty_output(x)
-    if y.numel() == 0:
-        return y
-    geo = _Geometry(x, w_hw, w_w, w_h, backward=False)
-    acc_tl, _ = _acc_dtype(x.dtype)
+def _conv_pass(src, dst, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool) -> None:
+    """dst = cat(src_id, conv_sq, conv_1xK, conv_Kx1)(src) (+ biases); flip: correlation with the
+    flipped kernels, i.e. grad_x from grad_out (no biases)."""
+    geo = _Geometry(src, w_hw, w_w, w_h, backward=False)
+    acc_tl, _ = _acc_dtype(src.dtype)
     w_hw, w_w, w_h = w_hw.contiguous(), w_w.contiguous(), w_h.contiguous()
     nb_id = _cdiv(geo.c_id, geo.bc)
-    with _device_ctx(x):
+    with _device_ctx(src):
         kernels.forward_kernel[geo.grid(nb_id)](
-            x, y, w_hw, b_hw if b_hw is not None else w_hw, w_w, b_w if b_w is not None else w_w,
+            src, dst, w_hw, b_hw if b_hw is not None else w_hw, w_w, b_w if b_w is not None else w_w,
             w_h, b_h if b_h is not None else w_h,
             geo.c_id, geo.gc, geo.H, geo.W, nb_id, geo.nb_g, geo.n_groups, geo.n_groups_w,
             geo.n_row_tiles, dilation,
-            *x.stride(), *y.stride(),
+            *src.stride(), *dst.stride(),
             KS=geo.ks, KW=geo.kw, KH=geo.kh,
-            HAS_BHW=b_hw is not None, HAS_BW=b_w is not None, HAS_BH=b_h is not None,
+            HAS_BHW=b_hw is not None, HAS_BW=b_w is not None, HAS_BH=b_h is not None, FLIP=flip,
             ACC=acc_tl, ROWS_PER_PROG=geo.rows, BLOCK_C=geo.bc, BLOCK_H=geo.bh, BLOCK_W=geo.bw,
-            INT64=_needs_int64(x, y), num_warps=geo.num_warps)
+            INT64=_needs_int64(src, dst), num_warps=geo.num_warps)
+
+
+def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int) -> torch.Tensor:
+    _check_device(x)
+    y = empty_output(x)
+    if y.numel() > 0:
+        _conv_pass(x, y, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip=False)
     return y
+
+
+def _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation: int) -> List[torch.Tensor]:
+    N, C, H, W = x.shape
+    gc, ks, kw, kh = w_hw.shape[0], w_hw.shape[-1], w_w.shape[-1], w_h.shape[-2]
+    acc_tl, acc_torch = _acc_dtype(x.dtype)
+    sizes = [gc * ks * ks, gc, gc * kw, gc, gc * kh, gc]
+    if x.numel() == 0:  # N, H or W == 0: all grads are zero
+        total = torch.zeros(sum(sizes), dtype=w_hw.dtype, device=x.device)
+    else:
+        plan = PLAN_OVERRIDE.get("wgrad") or _wgrad_plan(N, C, H, W, gc, _channels_last(x), _interpreting())
+        bc, bh, bw, imgs, tiles, warps = plan
+        n_tiles_w = _cdiv(W, bw)
+        n_tiles = _cdiv(H, bh) * n_tiles_w
+        n_chunks = _cdiv(n_tiles, tiles)
+        nb_g = _cdiv(gc, bc)
+        grid = (_cdiv(N, imgs) * n_chunks, 3 * nb_g)
+        if grid[1] > 65535:
+            raise RuntimeError(f"too many channel blocks ({grid[1]}) for the grid's second axis")
+        ws = torch.empty((grid[0], sum(sizes)), dtype=acc_torch, device=x.device)
+        with _device_ctx(x):
+            kernels.wgrad_kernel[grid](
+                grad_out, x, ws, C - 3 * gc, gc, H, W, N, nb_g, imgs, n_chunks, tiles, n_tiles_w, n_tiles,
+                dilation, *grad_out.stride(), *x.stride(),
+                KS=ks, KW=kw, KH=kh, LP_S=_pow2(ks * ks), LP_W=_pow2(kw), LP_H=_pow2(kh), ACC=acc_tl,
+                BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=_needs_int64(grad_out, x), num_warps=warps)
+        total = ws.sum(0).to(w_hw.dtype)  # deterministic: a fixed-shape reduction, no atomics
+    parts = torch.split(total, sizes)
+    shapes = [w_hw.shape, (gc,), w_w.shape, (gc,), w_h.shape, (gc,)]
+    return [part.reshape(shape).clone() for part, shape in zip(parts, shapes)]
 
 
 def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
              compute_weight: bool) -> List[torch.Tensor]:
     _check_device(x)
+    if BACKWARD_MODE == "split":
+        out = []
+        if compute_input:
+            gx = empty_output(x)
+            if gx.numel() > 0:
+                _conv_pass(grad_out, gx, w_hw, None, w_w, None, w_h, None, dilation, flip=True)
+            out.append(gx)
+        if compute_weight:
+            out += _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation)
+        return out
     geo = _Geometry(x, w_hw, w_w, w_h, backward=True)
     acc_tl, acc_torch = _acc_dtype(x.dtype)
     ks, kw, kh, gc = geo.ks, geo.kw, geo.kh, geo.gc
