@@ -2,21 +2,25 @@
 # The GPU check, time-boxed stage by stage (for a machine with a CUDA GPU and torch already
 # installed, no network). Stages, in this order (default: all of them):
 #   build     pip install -e . against the torch that is there, CUDA part for this GPU's arch only
-#   test      the whole test suite on the GPU (pytest-xdist when present; failures logged live)
 #   profile   scripts/gpu_profile.py: host vs kernel time per call, per backend
+#   test      the whole test suite on the GPU (pytest-xdist when present; failures logged live)
 #   sanitize  compute-sanitizer memcheck + racecheck over scripts/cuda_sanitize.py
 #   sweep     scripts/triton_sweep.py: Triton tile plans timed against the current heuristic
 #   bench     the benchmark CLI: every GPU backend vs eager and the copy floor
 #   bash scripts/gpu_check.sh [stage ...]
 # Logs go to benchmarks/results/gpu-<date>/, or to $OUT when set (the device tool): there as
 # summary.txt plus logs.tgz (rewritten after each stage, so a run cut short keeps what it did).
+# With 15 minutes of device time (machine start included), two calls fit, e.g.
+#   PROFILE_S=150 TEST_S=270 bash scripts/gpu_check.sh build profile test          (~460 s)
+#   SWEEP_S=160 BENCH_S=130 bash scripts/gpu_check.sh build sweep bench            (~330 s)
+# on the same warm machine (its build is then a no-op); add "sanitize" when csrc/cuda changed.
 # Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S (stage limits, seconds),
 #   PYTHON, MAX_JOBS, TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-stages=${*:-build test profile sanitize sweep bench}
+stages=${*:-build profile test sanitize sweep bench}
 if [ -n "${OUT:-}" ]; then dir=$(mktemp -d); else dir=benchmarks/results/gpu-$(date -u +%Y%m%dT%H%M%SZ); fi
 mkdir -p "$dir"
 t0=$SECONDS
@@ -51,6 +55,13 @@ fi
 $PY -c "import inception_dwconv as i; print('available backends:', i.available_backends())" 2>&1 | tee -a "$dir/summary.txt"
 save
 
+if has profile; then
+  log "profile"
+  timeout "${PROFILE_S:-150}" $PY scripts/gpu_profile.py --out "$dir/profile.txt" > "$dir/profile.log" 2>&1
+  log "profile rc=$?"
+  save
+fi
+
 if has test; then
   log "tests"
   xdist=$($PY -c "import xdist" 2>/dev/null && echo "-n ${XDIST_N:-14}")
@@ -64,12 +75,6 @@ if has test; then
   save
 fi
 
-if has profile; then
-  log "profile"
-  timeout "${PROFILE_S:-150}" $PY scripts/gpu_profile.py --out "$dir/profile.txt" > "$dir/profile.log" 2>&1
-  log "profile rc=$?"
-  save
-fi
 
 if has sanitize && command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do
