@@ -27,6 +27,14 @@ t0=$SECONDS
 log() { echo "== [$((SECONDS - t0)) s] $*" | tee -a "$dir/summary.txt"; }
 save() { [ -n "${OUT:-}" ] && { cp "$dir/summary.txt" "$OUT/"; tar czf "$OUT/logs.tgz" -C "$dir" .; }; true; }
 has() { case " $stages " in *" $1 "*) return 0;; esac; return 1; }
+# step NAME LIMIT_S LOGFILE CMD...: run CMD under its time limit, output to LOGFILE, log rc, save
+step() {
+  local name=$1 limit=$2 file=$3; shift 3
+  log "$name"
+  timeout "$limit" "$@" > "$dir/$file" 2>&1
+  log "$name rc=$?"
+  save
+}
 
 {
   echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
@@ -55,12 +63,7 @@ fi
 $PY -c "import inception_dwconv as i; print('available backends:', i.available_backends())" 2>&1 | tee -a "$dir/summary.txt"
 save
 
-if has profile; then
-  log "profile"
-  timeout "${PROFILE_S:-150}" $PY scripts/gpu_profile.py --out "$dir/profile.txt" > "$dir/profile.log" 2>&1
-  log "profile rc=$?"
-  save
-fi
+has profile && step profile "${PROFILE_S:-150}" profile.log $PY scripts/gpu_profile.py --out "$dir/profile.txt"
 
 if has test; then
   log "tests"
@@ -75,7 +78,6 @@ if has test; then
   save
 fi
 
-
 if has sanitize && command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do
     timeout "${SANITIZE_S:-120}" compute-sanitizer --tool $tool --error-exitcode 9 $PY scripts/cuda_sanitize.py \
@@ -85,21 +87,13 @@ if has sanitize && command -v compute-sanitizer >/dev/null; then
   save
 fi
 
-if has sweep; then
-  log "triton plan sweep"
-  timeout "${SWEEP_S:-300}" $PY scripts/triton_sweep.py --out "$dir/sweep.txt" > "$dir/sweep.log" 2>&1
-  log "sweep rc=$?"
-  save
-fi
+has sweep && step "triton plan sweep" "${SWEEP_S:-300}" sweep.log $PY scripts/triton_sweep.py --out "$dir/sweep.txt"
 
 if has bench; then
-  log "benchmark"
   backends="reference,$($PY -c "import inception_dwconv as i; print(','.join(b for b in ('triton','cuda') if b in i.available_backends()))")"
-  timeout "${BENCH_S:-300}" $PY -m inception_dwconv.bench --device cuda ${BENCH_WORKLOADS:---preset tiny --batch 128} \
-    --dtype fp32,bf16 --layout nchw,channels_last --mode fwd,fwdbwd --backends "$backends" \
-    --csv "$dir/bench.csv" > "$dir/bench.txt" 2>&1
-  log "bench rc=$?"
-  save
+  step benchmark "${BENCH_S:-300}" bench.txt $PY -m inception_dwconv.bench --device cuda \
+    ${BENCH_WORKLOADS:---preset tiny --batch 128} --dtype fp32,bf16 --layout nchw,channels_last \
+    --mode fwd,fwdbwd --backends "$backends" --csv "$dir/bench.csv"
 fi
 log "done"
 save

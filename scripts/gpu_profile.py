@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import inception_dwconv
+from _tee import Tee
 from inception_dwconv.reference import inception_dwconv_reference
 
 STAGES = ((96, 56), (192, 28), (384, 14), (768, 7))
@@ -104,13 +105,7 @@ def main(argv=None):
     avail = inception_dwconv.available_backends()
     backends = [b for b in args.backends.split(",")
                 if b == "reference" or b in avail or (b == "triton-split" and "triton" in avail)]
-    out = open(args.out, "w") if args.out else None
-
-    def emit(line):
-        print(line, flush=True)
-        if out:
-            out.write(line + "\n")
-            out.flush()
+    emit = Tee(args.out)
 
     emit(f"# {torch.cuda.get_device_name()} torch {torch.__version__}; times per call in ms; "
          f"gpu = sum of kernel times (profiler); top = the 3 kernels with most time")
@@ -131,8 +126,6 @@ def main(argv=None):
                         emit(f"{args.batch}x{C}x{H}x{H} {dname} {layout} {backend} {mode} | "
                              f"{enq:.3f} {wall:.3f} {gpu:.3f} {nk:.0f} | {tops}")
                 del x, g, params
-    if out:
-        out.close()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import itertools
 import multiprocessing as mp
 import sys
 
+from _tee import Tee
+
 STAGES = ((96, 56), (192, 28), (384, 14), (768, 7))
 
 
@@ -167,13 +169,7 @@ def main(argv=None):
             cands = candidates(C, H, gc, cl, direction == "bwd")
         plans[case] = [current] + [p for p in cands if p != current]
     tasks = [case + (plan,) for case in cases for plan in plans[case]]
-    out = open(args.out, "w") if args.out else None
-
-    def emit(line):
-        print(line, flush=True)
-        if out:
-            out.write(line + "\n")
-            out.flush()
+    emit = Tee(args.out)
 
     emit(f"# {torch.cuda.get_device_name()}: {len(tasks)} plans over {len(cases)} cases, batch {args.batch}")
     with mp.get_context("spawn").Pool(args.jobs) as pool:
@@ -210,8 +206,6 @@ def main(argv=None):
         emit(f"{args.batch}x{C}x{H}x{H} {dname} {lay} {direction} | {current} {cur:.4f} | {best} "
              f"{times[best]:.4f} | {cur / times[best]:.2f}x | {len(times)}")
     emit("# best plans: " + repr({f"{c[0]}/{c[1]}/{c[3]}/{c[4]}/{c[5]}": p for c, p in best_table.items()}))
-    if out:
-        out.close()
 
 
 if __name__ == "__main__":

@@ -41,27 +41,40 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _interp_tile(H, W, channels, depth):
+    """(BLOCK_C, BLOCK_H, BLOCK_W) for the interpreter: few, large programs; `depth` is an extra
+    block axis (the taps of the weight-grad kernel) counted in the block size."""
+    bw = min(_pow2(W), _INTERP_MAX_TILE)
+    bh = max(1, min(_pow2(H), _INTERP_MAX_TILE // bw))
+    bc = max(1, min(_pow2(channels), _INTERP_MAX_BLOCK // (depth * bh * bw)))
+    return bc, bh, bw
+
+
+def _gpu_tile(H, W, gc, channels_last, elems, max_bc):
+    """(BLOCK_C, BLOCK_H, BLOCK_W) of about `elems` elements for a GPU."""
+    if channels_last:
+        # channels innermost: a channel block (coalesced) x a small spatial tile
+        bc = min(_pow2(gc), max_bc)
+        p = max(1, elems // bc)
+        bw = min(_pow2(W), 16, p)
+        bh = max(1, min(_pow2(H), p // bw))
+    else:
+        # planes: a (BLOCK_H, BLOCK_W) spatial tile, rows contiguous; small maps take a few
+        # channels per program so that a program still has `elems` elements
+        bw = min(_pow2(W), 64)
+        bh = max(1, min(_pow2(H), elems // bw))
+        bc = max(1, min(_pow2(gc), elems // (bh * bw)))
+    return bc, bh, bw
+
+
 @functools.lru_cache(maxsize=1024)
 def _plan(N, C, H, W, gc, channels_last, backward, interpret):
     """(BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps)."""
     c_id = C - 3 * gc
     if interpret:
-        bw = min(_pow2(W), _INTERP_MAX_TILE)
-        bh = max(1, min(_pow2(H), _INTERP_MAX_TILE // bw))
-        bc = max(1, min(_pow2(max(gc, c_id)), _INTERP_MAX_BLOCK // (bh * bw)))
+        bc, bh, bw = _interp_tile(H, W, max(gc, c_id), 1)
         return bc, bh, bw, _cdiv(H, bh), 4
-    if channels_last:
-        # channels innermost: a channel block (coalesced) x a small spatial tile
-        bc = min(_pow2(gc), 64)
-        p = max(1, _GPU_TILE_ELEMS // bc)
-        bw = min(_pow2(W), 16, p)
-        bh = max(1, min(_pow2(H), p // bw))
-    else:
-        # planes: a (BLOCK_H, BLOCK_W) spatial tile, rows contiguous; small maps take a few
-        # channels per program so that a program still has ~1K elements
-        bw = min(_pow2(W), 64)
-        bh = max(1, min(_pow2(H), _GPU_TILE_ELEMS // bw))
-        bc = max(1, min(_pow2(gc), _GPU_TILE_ELEMS // (bh * bw)))
+    bc, bh, bw = _gpu_tile(H, W, gc, channels_last, _GPU_TILE_ELEMS, 64)
     n_row_tiles = _cdiv(H, bh)
     rows = 1
     if backward:
@@ -86,19 +99,9 @@ def _wgrad_plan(N, C, H, W, gc, channels_last, interpret):
     """(BLOCK_C, BLOCK_H, BLOCK_W, IMGS, TILES_PER_PROG, num_warps) of wgrad_kernel: a program sums
     TILES_PER_PROG spatial tiles of IMGS images for one channel block."""
     if interpret:
-        bw = min(_pow2(W), _INTERP_MAX_TILE)
-        bh = max(1, min(_pow2(H), _INTERP_MAX_TILE // bw))
-        bc = max(1, min(_pow2(gc), _INTERP_MAX_BLOCK // (16 * bh * bw)))
+        bc, bh, bw = _interp_tile(H, W, gc, 16)  # 16: the tap axis of the block
         return bc, bh, bw, max(N, 1), _cdiv(H, bh) * _cdiv(W, bw), 4
-    if channels_last:
-        bc = min(_pow2(gc), 32)
-        p = max(1, _WGRAD_TILE_ELEMS // bc)
-        bw = min(_pow2(W), 16, p)
-        bh = max(1, min(_pow2(H), p // bw))
-    else:
-        bw = min(_pow2(W), 64)
-        bh = max(1, min(_pow2(H), _WGRAD_TILE_ELEMS // bw))
-        bc = max(1, min(_pow2(gc), _WGRAD_TILE_ELEMS // (bh * bw)))
+    bc, bh, bw = _gpu_tile(H, W, gc, channels_last, _WGRAD_TILE_ELEMS, 32)
     n_tiles = _cdiv(H, bh) * _cdiv(W, bw)
     per_image = 3 * _cdiv(gc, bc)  # programs per image when a program takes one whole image
     if N * per_image >= _GPU_MIN_PROGRAMS:
