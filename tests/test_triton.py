@@ -237,5 +237,8 @@ ODD_CASES = [
 
 @pytest.mark.skipif(not CUDA, reason="full grid needs a CUDA device")
 @pytest.mark.parametrize("case", _stage_cases() + ODD_CASES, ids=str)
-def test_cuda_grid(case, poison):
+def test_cuda_grid(case, poison, backward_mode):
+    if backward_mode == "split" and case.dtype == F16:
+        pytest.skip("split backward: fp32 and bf16 cover the grid (fp16 runs in the small cases), "
+                    "to keep the GPU run's compile time down")
     _check(case)
