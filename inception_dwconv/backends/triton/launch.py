@@ -180,8 +180,9 @@ class _NullCtx:
 
 def _conv_pass(src, dst, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool) -> None:
     """dst = cat(src_id, conv_sq, conv_1xK, conv_Kx1)(src) (+ biases); flip: correlation with the
-    flipped kernels, i.e. grad_x from grad_out (no biases)."""
-    geo = _Geometry(src, w_hw, w_w, w_h, backward=False)
+    flipped kernels, i.e. grad_x from grad_out (no biases). The tile plan follows dst's memory
+    format (x's), whatever src's strides are (grad_out may be an expanded stride-0 tensor)."""
+    geo = _Geometry(dst, w_hw, w_w, w_h, backward=False)
     acc_tl, _ = _acc_dtype(src.dtype)
     w_hw, w_w, w_h = w_hw.contiguous(), w_w.contiguous(), w_h.contiguous()
     nb_id = _cdiv(geo.c_id, geo.bc)
