@@ -30,8 +30,9 @@ template <typename scalar_t, typename acc_t>
 void launch_conv(const ConvParams& p, bool use_smem, int64_t smem_bytes, dim3 grid, cudaStream_t stream) {
   if (use_smem) {
     if constexpr (!std::is_same<scalar_t, double>::value) {
-      if (p.dil == 1 && p.ks == 3 && p.kw == p.kh && (p.kw == 11 || p.kw == 9)) {
-        if (p.kw == 11) {
+      const int kb = specialised_band(p, false);
+      if (kb != 0) {
+        if (kb == 11) {
           conv_kernel<scalar_t, acc_t, 3, 11, true><<<grid, kThreads, smem_bytes, stream>>>(p);
         } else {
           conv_kernel<scalar_t, acc_t, 3, 9, true><<<grid, kThreads, smem_bytes, stream>>>(p);

@@ -321,7 +321,15 @@ IDW_HD bool wgrad_lane(const ConvParams& p, const TileCoord& t, const acc_t* sme
   return true;
 }
 
-// ---- host side (also used by the emulation): tile choice ----
+// ---- host side (also used by the emulation): kernel choice, tile choice ----
+
+// The launchers compile specialised kernels for InceptionNeXt's sizes (dilation 1, a 3x3 square
+// kernel and bands of 11 or 9; not for double): returns the band size KB of the specialisation
+// (KS = 3), or 0 for the general kernel.
+inline int specialised_band(const ConvParams& p, bool is_double) {
+  if (is_double || p.dil != 1 || p.ks != 3 || p.kw != p.kh) return 0;
+  return (p.kw == 11 || p.kw == 9) ? p.kw : 0;
+}
 
 constexpr int64_t kSmemLimit = 48 * 1024;  // dynamic shared memory without opt-in
 
