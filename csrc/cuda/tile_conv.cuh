@@ -1,7 +1,7 @@
 // Device code of the fused Inception depthwise conv: the params struct and the per-thread work of
 // the tiled kernels, written as plain functions of (block, thread) indices so that the same code
-// runs in the CUDA kernels (csrc/cuda/*.cu) and in a sequential host emulation (g++), which is how
-// the index math was checked without a GPU.
+// runs in the CUDA kernels (csrc/cuda/*.cu) and in a sequential host emulation
+// (tests/emulation/cuda_tiles_host.cpp, run by tests/test_cuda_emulation.py on every machine).
 //
 // Channels of x, in order: identity [0, c_id), square k x k [c_id, c_id+gc), 1 x Kw [.., +gc),
 // Kh x 1 [.., +gc). Each conv: stride 1, zero padding d*(k-1)/2, dilation (d,d) / (1,d) / (d,1).
