@@ -73,7 +73,8 @@ def emu_wgrad(emu, x, g, params, dilation, cl, force_global):
 
 F32, F64 = torch.float32, torch.float64
 CASES = [
-    Case(1, 96, 20, 20, 12),                                  # tiny stage 1 channels, K=11 specialisation
+    Case(1, 96, 56, 56, 12),                                  # tiny stage 1, K=11 specialisation
+    Case(1, 192, 28, 28, 24, layout="channels_last"),         # tiny stage 2
     Case(2, 40, 13, 15, 10, band=9, layout="channels_last"),  # atto ratio, K=9, partial tiles
     Case(1, 768, 7, 7, 96, layout="channels_last"),           # tiny stage 4
     Case(2, 16, 3, 5, 4, layout="strided"),                   # H, W < K
@@ -97,6 +98,7 @@ def test_emulated_cuda_kernels(emu, case, cl, force_global):
     like = torch.empty_like(x, memory_format=torch.channels_last if x.stride(1) == 1 else torch.contiguous_format)
 
     y, smem = emu_conv(emu, x, params, case.dilation, False, cl, force_global, like)
+    assert smem in (0, 1), "tile plan not made of powers of two"
     if case.band == 101:
         assert smem == 0, "the K=101 halo should not fit in shared memory"
     elif not force_global:
@@ -108,7 +110,8 @@ def test_emulated_cuda_kernels(emu, case, cl, force_global):
     assert torch.isfinite(gx).all(), f"{case}: unwritten or NaN outputs (grad_x)"
     assert_close(gx, gx_ref, case.dtype, f"{case} grad_x")
 
-    grads, _ = emu_wgrad(emu, x, grad_out, params, case.dilation, cl, force_global)
+    grads, smem_w = emu_wgrad(emu, x, grad_out, params, case.dilation, cl, force_global)
+    assert smem_w in (0, 1), "tile plan not made of powers of two"
     names = ["weight_hw", "bias_hw", "weight_w", "bias_w", "weight_h", "bias_h"]
     gc = case.gc
     c_id = case.C - 3 * gc

@@ -44,8 +44,10 @@ struct ConvParams {
   const void *w_hw, *w_w, *w_h;  // contiguous weights, taps flattened (k*k, Kw, Kh per channel)
   const void *b_hw, *b_w, *b_h;  // contiguous biases or nullptr
   int flip;                      // 1: correlate with the flipped kernels (grad_x)
-  // tiling
+  // tiling (TH, TW, CB are powers of two: the per-element index math uses shifts and masks)
   int TH, TW, CB;           // tile rows, tile cols, channels per block
+  int lTW, lPix, lCB;       // log2 of TW, TH * TW, CB
+  float rRW, rRegion;       // 1 / (TW + 2 P_w) and 1 / ((TH + 2 P_h) (TW + 2 P_w)), for small_div
   int64_t tiles_h, tiles_w;
   int c_begin, c_count;     // channels covered by the grid: [c_begin, c_begin + c_count)
   int cl;                   // 1: channels-fastest thread order
@@ -55,14 +57,28 @@ struct ConvParams {
   int64_t S;
 };
 
+// Branch of channel c and its index inside the branch (comparisons: no division).
 IDW_HD int branch_of(const ConvParams& p, int c, int* lc) {
-  if (c < p.c_id) {
-    *lc = c;
-    return kIdentity;
+  int b = kIdentity, start = 0;
+  if (c >= p.c_id) {
+    b = kSquare;
+    start = p.c_id;
+    if (c >= start + p.gc) { b = kBandW; start += p.gc; }
+    if (c >= start + p.gc) { b = kBandH; start += p.gc; }
   }
-  const int k = c - p.c_id;
-  *lc = k % p.gc;
-  return 1 + k / p.gc;
+  *lc = c - start;
+  return b;
+}
+
+// a / d for 0 <= a < 2^22 through d's float reciprocal r: exact there ((a + 0.5) * r stays within
+// 0.5 / d of a / d + 0.5 / d), and a few instructions where an integer division by a run-time d
+// takes dozens.
+IDW_HD int small_div(int a, float r) { return (int)(((float)a + 0.5f) * r); }
+
+// Block-local element idx -> (local channel, pixel of the tile): channels fastest when p.cl.
+IDW_HD void split_tile_index(const ConvParams& p, int idx, int* cl_, int* pp) {
+  if (p.cl) { *cl_ = idx & (p.CB - 1); *pp = idx >> p.lCB; }
+  else { *cl_ = idx >> p.lPix; *pp = idx & ((1 << p.lPix) - 1); }
 }
 
 // Slot of (branch, local channel, tap j) in the weight-grad workspace; j == taps is the bias.
@@ -160,13 +176,13 @@ IDW_HD void load_tile(const ConvParams& p, const TileCoord& t, acc_t* smem, int 
   const int total = p.CB * region;
   for (int idx = tid; idx < total; idx += nthreads) {
     int cl_, r;
-    if (p.cl) { cl_ = idx % p.CB; r = idx / p.CB; }
-    else { cl_ = idx / region; r = idx % region; }
+    if (p.cl) { cl_ = idx & (p.CB - 1); r = idx >> p.lCB; }
+    else { cl_ = small_div(idx, p.rRegion); r = idx - cl_ * region; }
     if (cl_ >= t.nc) continue;
     const int c = t.c0 + cl_;
     int lc;
     const int br = branch_of(p, c, &lc);
-    const int rr = r / RW, rc = r % RW;
+    const int rr = small_div(r, p.rRW), rc = r - rr * RW;
     if (!halo_needed(p, br, rr, rc, z.pad_s, z.pad_w, z.pad_h, z.P_h, z.P_w)) continue;
     smem[cl_ * p.cstride + r] =
         load_in<scalar_t, acc_t>(p, t.n, c, (int64_t)t.h0 - z.P_h + rr, (int64_t)t.w0 - z.P_w + rc);
@@ -195,9 +211,8 @@ IDW_HD void conv_tile(const ConvParams& p, const TileCoord& t, const acc_t* smem
   scalar_t* out = static_cast<scalar_t*>(p.out);
   for (int idx = tid; idx < total; idx += nthreads) {
     int cl_, pp;
-    if (p.cl) { cl_ = idx % p.CB; pp = idx / p.CB; }
-    else { cl_ = idx / pix; pp = idx % pix; }
-    const int th = pp / p.TW, tw = pp % p.TW;
+    split_tile_index(p, idx, &cl_, &pp);
+    const int th = pp >> p.lTW, tw = pp & (p.TW - 1);
     const int64_t h = t.h0 + th, w = t.w0 + tw;
     if (cl_ >= t.nc || h >= p.H || w >= p.W) continue;
     const int c = t.c0 + cl_;
@@ -257,10 +272,9 @@ IDW_HD void load_g_tile(const ConvParams& p, const TileCoord& t, acc_t* gsm, int
   const int total = p.CB * pix;
   for (int idx = tid; idx < total; idx += nthreads) {
     int cl_, pp;
-    if (p.cl) { cl_ = idx % p.CB; pp = idx / p.CB; }
-    else { cl_ = idx / pix; pp = idx % pix; }
+    split_tile_index(p, idx, &cl_, &pp);
     if (cl_ >= t.nc) continue;
-    const int th = pp / p.TW, tw = pp % p.TW;
+    const int th = pp >> p.lTW, tw = pp & (p.TW - 1);
     gsm[cl_ * pix + pp] = load_g<scalar_t, acc_t>(p, t.n, t.c0 + cl_, (int64_t)t.h0 + th, (int64_t)t.w0 + tw);
   }
 }
@@ -306,7 +320,7 @@ IDW_HD bool wgrad_lane(const ConvParams& p, const TileCoord& t, const acc_t* sme
   const int pix = p.TH * p.TW;
   acc_t acc = acc_t(0);
   for (int pp = lane; pp < pix; pp += nlanes) {
-    const int th = pp / p.TW, tw = pp % p.TW;
+    const int th = pp >> p.lTW, tw = pp & (p.TW - 1);
     if (t.h0 + th >= p.H || t.w0 + tw >= p.W) continue;
     const acc_t gv = SMEM ? gsm[cl_ * pix + pp]
                           : load_g<scalar_t, acc_t>(p, t.n, c, (int64_t)t.h0 + th, (int64_t)t.w0 + tw);
@@ -382,6 +396,10 @@ inline int64_t configure_tiles(ConvParams& p, int acc_bytes, bool with_g, bool* 
   *use_smem = bytes(TH, TW, CB) <= kSmemLimit;
   if (!*use_smem) { TH = TH0; TW = TW0; CB = CB0; }
   p.TH = TH; p.TW = TW; p.CB = CB;
+  auto log2i = [](int v) { int l = 0; while ((1 << l) < v) ++l; return l; };
+  p.lTW = log2i(TW); p.lPix = log2i(TH * TW); p.lCB = log2i(CB);
+  p.rRW = 1.0f / (float)(TW + 2 * p.P_w);
+  p.rRegion = 1.0f / (float)((int64_t)(TH + 2 * p.P_h) * (TW + 2 * p.P_w));
   p.tiles_h = (p.H + TH - 1) / TH;
   p.tiles_w = (p.W + TW - 1) / TW;
   const int64_t region = (int64_t)(TH + 2 * p.P_h) * (TW + 2 * p.P_w);

@@ -28,6 +28,11 @@ ConvParams make_params(const int64_t* shape, const int* k) {
   return p;
 }
 
+// The kernels' shifts and masks assume power-of-two tiles (configure_tiles).
+bool pow2_tiles(const ConvParams& p) {
+  return (1 << p.lTW) == p.TW && (1 << p.lPix) == p.TH * p.TW && (1 << p.lCB) == p.CB;
+}
+
 void set_in(ConvParams& p, const void* in, const int64_t* st) {
   p.in = in;
   p.in_sn = st[0]; p.in_sc = st[1]; p.in_sh = st[2]; p.in_sw = st[3];
@@ -107,6 +112,7 @@ int conv(const int64_t* shape, const int* k, const T* in, const int64_t* in_st, 
   p.cl = cl;
   bool use_smem = false;
   int64_t smem_bytes = configure_tiles(p, (int)sizeof(T), /*with_g=*/false, &use_smem);
+  if (!pow2_tiles(p)) return -1;
   if (force_global) use_smem = false;
   int64_t gx, gy;
   gx = p.N * p.tiles_h * p.tiles_w;
@@ -133,6 +139,7 @@ int wgrad(const int64_t* shape, const int* k, const T* x, const int64_t* x_st, c
   p.S = gc * (p.ks * p.ks + 1) + gc * (p.kw + 1) + gc * (p.kh + 1);
   bool use_smem = false;
   int64_t smem_bytes = configure_tiles(p, (int)sizeof(T), /*with_g=*/true, &use_smem);
+  if (!pow2_tiles(p)) return -1;
   if (force_global) use_smem = false;
   const int64_t gx = p.N * p.tiles_h * p.tiles_w, gy = (p.c_count + p.CB - 1) / p.CB;
   std::vector<T> ws((size_t)(gx * p.S), std::numeric_limits<T>::quiet_NaN());
@@ -160,7 +167,8 @@ int wgrad(const int64_t* shape, const int* k, const T* x, const int64_t* x_st, c
 
 extern "C" {
 // shape: N, C, H, W; k: gc, ks, kw, kh, dilation; strides in elements; w: w_hw, b_hw, w_w, b_w,
-// w_h, b_h (contiguous; biases may be null). Returns 1 when the shared-memory path ran, else 0.
+// w_h, b_h (contiguous; biases may be null). Returns 1 when the shared-memory path ran, 0 when the
+// global-memory one did, -1 when the tile plan broke the kernels' power-of-two assumption.
 int idw_emu_conv_f32(const int64_t* shape, const int* k, const float* in, const int64_t* in_st, float* out,
                      const int64_t* out_st, const float* const* w, int flip, int cl, int force_global) {
   return conv<float>(shape, k, in, in_st, out, out_st, w, flip, cl, force_global);
