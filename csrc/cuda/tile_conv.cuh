@@ -200,6 +200,23 @@ IDW_HD acc_t tile_in(const ConvParams& p, const TileCoord& t, const acc_t* smem,
 template <typename scalar_t>
 IDW_HD scalar_t load_raw(const void* ptr, int64_t off) { return static_cast<const scalar_t*>(ptr)[off]; }
 
+// Bias plus the taps of a band kernel of k taps (1 x k along W when ALONG_W, else k x 1 along H),
+// flipped for grad_x, around slot position (rr0, rc0); KB > 0 fixes k at compile time.
+template <typename scalar_t, typename acc_t, int KB, bool SMEM, bool ALONG_W>
+IDW_HD acc_t band_taps(const ConvParams& p, const TileCoord& t, const acc_t* smem, int cl_, const void* weights,
+                       const void* bias, int lc, int k, int pad, int d, int rr0, int rc0, int RW, int P_h, int P_w) {
+  const scalar_t* wt = static_cast<const scalar_t*>(weights) + (int64_t)lc * k;
+  acc_t acc = bias ? static_cast<acc_t>(static_cast<const scalar_t*>(bias)[lc]) : acc_t(0);
+#pragma unroll
+  for (int i = 0; i < (KB > 0 ? KB : k); ++i) {
+    const acc_t wv = static_cast<acc_t>(wt[p.flip ? k - 1 - i : i]);
+    const int s = i * d - pad;
+    acc += wv * tile_in<scalar_t, acc_t, SMEM>(p, t, smem, cl_, ALONG_W ? rr0 : rr0 + s, ALONG_W ? rc0 + s : rc0,
+                                               RW, P_h, P_w);
+  }
+  return acc;
+}
+
 // Phase 2 (forward and grad_x): every output of the tile. Identity channels copy `in` to `out`;
 // conv channels accumulate taps (flipped for grad_x) plus the bias.
 template <typename scalar_t, typename acc_t, int KS, int KB, bool SMEM>
@@ -240,25 +257,11 @@ IDW_HD void conv_tile(const ConvParams& p, const TileCoord& t, const acc_t* smem
         }
       }
     } else if (br == kBandW) {
-      const scalar_t* wt = static_cast<const scalar_t*>(p.w_w) + (int64_t)lc * z.kw;
-      if (p.b_w) acc = static_cast<acc_t>(static_cast<const scalar_t*>(p.b_w)[lc]);
-      const int rr = th + z.P_h;
-#pragma unroll
-      for (int j = 0; j < (KB > 0 ? KB : z.kw); ++j) {
-        const acc_t wv = static_cast<acc_t>(wt[p.flip ? z.kw - 1 - j : j]);
-        const int rc = tw + z.P_w - z.pad_w + j * z.d;
-        acc += wv * tile_in<scalar_t, acc_t, SMEM>(p, t, smem, cl_, rr, rc, RW, z.P_h, z.P_w);
-      }
+      acc = band_taps<scalar_t, acc_t, KB, SMEM, true>(p, t, smem, cl_, p.w_w, p.b_w, lc, z.kw, z.pad_w, z.d,
+                                                       th + z.P_h, tw + z.P_w, RW, z.P_h, z.P_w);
     } else {
-      const scalar_t* wt = static_cast<const scalar_t*>(p.w_h) + (int64_t)lc * z.kh;
-      if (p.b_h) acc = static_cast<acc_t>(static_cast<const scalar_t*>(p.b_h)[lc]);
-      const int rc = tw + z.P_w;
-#pragma unroll
-      for (int i = 0; i < (KB > 0 ? KB : z.kh); ++i) {
-        const acc_t wv = static_cast<acc_t>(wt[p.flip ? z.kh - 1 - i : i]);
-        const int rr = th + z.P_h - z.pad_h + i * z.d;
-        acc += wv * tile_in<scalar_t, acc_t, SMEM>(p, t, smem, cl_, rr, rc, RW, z.P_h, z.P_w);
-      }
+      acc = band_taps<scalar_t, acc_t, KB, SMEM, false>(p, t, smem, cl_, p.w_h, p.b_h, lc, z.kh, z.pad_h, z.d,
+                                                        th + z.P_h, tw + z.P_w, RW, z.P_h, z.P_w);
     }
     out[o] = static_cast<scalar_t>(acc);
   }
