@@ -74,17 +74,15 @@ def _conv_tile(src_nc, h, w, cmask, H, W, s_h, s_w, w_ptr, cw, DIL,
     the flipped kernel, i.e. the input gradient). src_nc: [BLOCK_C, 1] pointers to the planes."""
     acc = tl.zeros([BLOCK_C, BLOCK_P], ACC)
     for i in tl.static_range(KH):
-        if FLIP:
-            dy = ((KH - 1) // 2 - i) * DIL
-        else:
-            dy = (i - (KH - 1) // 2) * DIL
+        dy = (i - (KH - 1) // 2) * DIL
+        if FLIP:  # the flipped kernel: tap i sits at the mirrored offset
+            dy = -dy
         hh = h + dy
         hmask = (hh >= 0) & (hh < H)
         for j in tl.static_range(KW):
+            dx = (j - (KW - 1) // 2) * DIL
             if FLIP:
-                dx = ((KW - 1) // 2 - j) * DIL
-            else:
-                dx = (j - (KW - 1) // 2) * DIL
+                dx = -dx
             ww = w + dx
             m = cmask[:, None] & (hmask & (ww >= 0) & (ww < W))[None, :]
             v = tl.load(src_nc + (hh * s_h + ww * s_w)[None, :], mask=m, other=0.0).to(ACC)
