@@ -14,6 +14,10 @@ from inception_dwconv import InceptionDWConv2d, available_backends, ops
 from helpers import Case, make_params, make_x
 
 CPU_BACKENDS = [b for b in ("reference", "cpu") if b in available_backends()]
+# The GPU backends, with the device they run on here: CUDA tensors on a GPU machine; without one,
+# the Triton backend runs on CPU tensors under the interpreter (tests/conftest.py).
+GPU_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+GPU_BACKENDS = [b for b in ("triton", "cuda") if b in available_backends()]
 
 
 class ReleasedInceptionDWConv2d(nn.Module):
@@ -146,6 +150,30 @@ def test_torch_compile_fullgraph_forward_backward(backend):
     g_eager = torch.autograd.grad(y_eager.square().sum(), list(model.parameters()))
     for a, b in zip(g, g_eager):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not GPU_BACKENDS, reason="no GPU backend here")
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_op_contract_gpu_backends(backend):
+    """opcheck (fake tensors, autograd registration, schema) and torch.compile fullgraph forward +
+    backward for the GPU backends, on their device."""
+    case = Case(N=2, C=40, H=7, W=6, gc=10, band=9, layout="channels_last", device=GPU_DEVICE)
+    x, params = make_x(case, True), make_params(case, True)
+    torch.library.opcheck(ops.forward, (x, *params, 1, backend))
+    grad_out = torch.randn(x.shape, device=GPU_DEVICE)
+    torch.library.opcheck(ops.backward, (grad_out, x.detach(), params[0].detach(), params[2].detach(),
+                                         params[4].detach(), 1, backend, True, True))
+    torch._dynamo.reset()
+    model = nn.Sequential(nn.Conv2d(40, 40, 1), InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25,
+                                                                  backend=backend), nn.GELU()).to(GPU_DEVICE)
+    compiled = torch.compile(model, fullgraph=True)
+    xin = torch.randn(2, 40, 12, 12, device=GPU_DEVICE).contiguous(memory_format=torch.channels_last)
+    y, y_eager = compiled(xin), model(xin)
+    torch.testing.assert_close(y, y_eager, rtol=1e-5, atol=1e-5)
+    g = torch.autograd.grad(y.square().sum(), list(model.parameters()))
+    g_eager = torch.autograd.grad(y_eager.square().sum(), list(model.parameters()))
+    for a, b in zip(g, g_eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 class _NoOpFunctionMode(torch.overrides.TorchFunctionMode):
