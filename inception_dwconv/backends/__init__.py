@@ -74,4 +74,3 @@ def resolve(name: str, device_type: str) -> str:
         raise RuntimeError(f"backend {name!r} is not available on this machine: {mod.why_unavailable()}; "
                            f"available: {available_backends()}")
     return name
-

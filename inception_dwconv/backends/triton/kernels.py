@@ -21,9 +21,9 @@ interpreter holds bf16 as uint16.
 
 Backward: one pass computes grad_x (identity channels copied, conv channels = correlation of
 grad_out with the flipped kernel) and, per program, fp32 weight/bias partial sums accumulated in
-registers over the program's row tiles and written once to a workspace
-``ws[group, gc, L]`` (columns: square taps, square bias, band_w taps, band_w bias, band_h taps,
-band_h bias). The launcher reduces it with a deterministic ``.sum(0)``: no atomics.
+registers over the program's row tiles and written once to row ``group`` of a workspace, laid out
+as the flat concatenation of the six grads (w_hw, b_hw, w_w, b_w, w_h, b_h; the same layout as
+wgrad_kernel's). The launcher reduces it with a deterministic ``.sum(0)``: no atomics.
 """
 import triton
 import triton.language as tl
@@ -154,8 +154,8 @@ def forward_kernel(x_ptr, y_ptr, whw_ptr, bhw_ptr, ww_ptr, bw_ptr, wh_ptr, bh_pt
 @triton.jit
 def _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, w_ptr, n, c, cmask, cw, gh, gw, H, W,
                      n_row_tiles, pid0, GC, DIL,
-                     sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
-                     COL0: tl.constexpr, L: tl.constexpr, LP: tl.constexpr,
+                     sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, slot0,
+                     L: tl.constexpr, LP: tl.constexpr,
                      KH: tl.constexpr, KW: tl.constexpr, IS_CONV: tl.constexpr,
                      COMPUTE_INPUT: tl.constexpr, COMPUTE_WEIGHT: tl.constexpr,
                      ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -199,8 +199,11 @@ def _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, w_ptr, n, c, cmask, cw, gh, g
                          mask=m)
     if IS_CONV:
         if COMPUTE_WEIGHT:
-            ws = ws_ptr + pid0.to(tl.int64) * (GC * L) + cw[:, None] * L + COL0 + cols[None, :]
-            tl.store(ws, part, mask=cmask[:, None] & (cols[None, :] <= KH * KW))
+            # taps of channel cw at slot0 + cw * taps + tap, its bias at slot0 + GC * taps + cw
+            TAPS: tl.constexpr = KH * KW
+            slot = tl.where(cols[None, :] < TAPS, cw[:, None] * TAPS + cols[None, :], GC * TAPS + cw[:, None])
+            ws = ws_ptr + pid0.to(tl.int64) * (GC * L) + slot0 + slot
+            tl.store(ws, part, mask=cmask[:, None] & (cols[None, :] <= TAPS))
 
 
 @triton.jit
@@ -219,26 +222,26 @@ def backward_kernel(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, ww_ptr, wh_ptr,
     if branch == 0:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
-                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
-                         0, L, LP, 1, 1, False, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, 0,
+                         L, LP, 1, 1, False, COMPUTE_INPUT, COMPUTE_WEIGHT,
                          ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
     elif branch == 1:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
-                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
-                         0, L, LP, KS, KS, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, 0,
+                         L, LP, KS, KS, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
                          ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
     elif branch == 2:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, ww_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
-                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
-                         KS * KS + 1, L, LP, 1, KW, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, GC * (KS * KS + 1),
+                         L, LP, 1, KW, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
                          ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
     else:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, wh_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
                          sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
-                         KS * KS + KW + 2, L, LP, KH, 1, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
+                         GC * (KS * KS + KW + 2), L, LP, KH, 1, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
                          ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
 
 

@@ -8,6 +8,7 @@ weight tensors. The tile plan follows the memory format of x (channels innermost
 other stride pattern is still correct, only not tuned.
 """
 import functools
+import math
 import os
 from typing import List
 
@@ -199,21 +200,26 @@ def _conv_pass(src, dst, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bo
             INT64=_needs_int64(src, dst), num_warps=geo.num_warps)
 
 
+def _conv_output(src, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool) -> torch.Tensor:
+    """_conv_pass of src into a new tensor in x's output memory format."""
+    out = empty_output(x)
+    if out.numel() > 0:
+        _conv_pass(src, out, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip)
+    return out
+
+
 def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int) -> torch.Tensor:
     _check_device(x)
-    y = empty_output(x)
-    if y.numel() > 0:
-        _conv_pass(x, y, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip=False)
-    return y
+    return _conv_output(x, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip=False)
 
 
 def _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation: int) -> List[torch.Tensor]:
     N, C, H, W = x.shape
     gc, ks, kw, kh = w_hw.shape[0], w_hw.shape[-1], w_w.shape[-1], w_h.shape[-2]
     acc_tl, acc_torch = _acc_dtype(x.dtype)
-    sizes = [gc * ks * ks, gc, gc * kw, gc, gc * kh, gc]
+    S = gc * (ks * ks + kw + kh + 3)  # the six grads, flat
     if x.numel() == 0:  # N, H or W == 0: all grads are zero
-        total = torch.zeros(sum(sizes), dtype=w_hw.dtype, device=x.device)
+        total = torch.zeros(S, dtype=acc_torch, device=x.device)
     else:
         plan = PLAN_OVERRIDE.get("wgrad") or _wgrad_plan(N, C, H, W, gc, _channels_last(x), _interpreting())
         bc, bh, bw, imgs, tiles, warps = plan
@@ -224,16 +230,23 @@ def _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation: int) -> List[torc
         grid = (_cdiv(N, imgs) * n_chunks, 3 * nb_g)
         if grid[1] > 65535:
             raise RuntimeError(f"too many channel blocks ({grid[1]}) for the grid's second axis")
-        ws = torch.empty((grid[0], sum(sizes)), dtype=acc_torch, device=x.device)
+        ws = torch.empty((grid[0], S), dtype=acc_torch, device=x.device)
         with _device_ctx(x):
             kernels.wgrad_kernel[grid](
                 grad_out, x, ws, C - 3 * gc, gc, H, W, N, nb_g, imgs, n_chunks, tiles, n_tiles_w, n_tiles,
                 dilation, *grad_out.stride(), *x.stride(),
                 KS=ks, KW=kw, KH=kh, LP_S=_pow2(ks * ks), LP_W=_pow2(kw), LP_H=_pow2(kh), ACC=acc_tl,
                 BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=_needs_int64(grad_out, x), num_warps=warps)
-        total = ws.sum(0).to(w_hw.dtype)  # deterministic: a fixed-shape reduction, no atomics
-    parts = torch.split(total, sizes)
+        total = ws.sum(0)  # deterministic: a fixed-shape reduction, no atomics
+    return _weight_grads_from_flat(total, w_hw, w_w, w_h)
+
+
+def _weight_grads_from_flat(total, w_hw, w_w, w_h) -> List[torch.Tensor]:
+    """[gw_hw, gb_hw, gw_w, gb_w, gw_h, gb_h] in the weights' dtype, each its own tensor, from the
+    kernels' flat layout (the six grads concatenated, taps of a channel consecutive)."""
+    gc = w_hw.shape[0]
     shapes = [w_hw.shape, (gc,), w_w.shape, (gc,), w_h.shape, (gc,)]
+    parts = torch.split(total.to(w_hw.dtype), [math.prod(shape) for shape in shapes])
     return [part.reshape(shape).clone() for part, shape in zip(parts, shapes)]
 
 
@@ -243,10 +256,7 @@ def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
     if BACKWARD_MODE == "split":
         out = []
         if compute_input:
-            gx = empty_output(x)
-            if gx.numel() > 0:
-                _conv_pass(grad_out, gx, w_hw, None, w_w, None, w_h, None, dilation, flip=True)
-            out.append(gx)
+            out.append(_conv_output(grad_out, x, w_hw, None, w_w, None, w_h, None, dilation, flip=True))
         if compute_weight:
             out += _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation)
         return out
@@ -261,7 +271,7 @@ def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
         nb_id = _cdiv(geo.c_id, geo.bc) if compute_input else 0
         grid = geo.grid(nb_id)
         if compute_weight:
-            ws = torch.empty((grid[0], gc, L), dtype=acc_torch, device=x.device)
+            ws = torch.empty((grid[0], gc * L), dtype=acc_torch, device=x.device)
         dummy = x
         dx = gx if compute_input else dummy
         with _device_ctx(x):
@@ -281,11 +291,6 @@ def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
         if ws is not None:
             total = ws.sum(0)  # deterministic: a fixed-shape reduction, no atomics
         else:  # empty input (N, H or W == 0): all grads are zero
-            total = torch.zeros((gc, L), dtype=acc_torch, device=x.device)
-        total = total.to(w_hw.dtype)
-        o1, o2 = ks * ks, ks * ks + 1 + kw
-        out += [total[:, :o1].reshape(w_hw.shape).contiguous(), total[:, o1].contiguous(),
-                total[:, o1 + 1:o2].reshape(w_w.shape).contiguous(), total[:, o2].contiguous(),
-                total[:, o2 + 1:o2 + 1 + kh].reshape(w_h.shape).contiguous(),
-                total[:, o2 + 1 + kh].contiguous()]
+            total = torch.zeros(gc * L, dtype=acc_torch, device=x.device)
+        out += _weight_grads_from_flat(total, w_hw, w_w, w_h)
     return out
