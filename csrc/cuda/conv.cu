@@ -28,23 +28,10 @@ __global__ void __launch_bounds__(kThreads) conv_kernel(const ConvParams p) {
 
 template <typename scalar_t, typename acc_t>
 void launch_conv(const ConvParams& p, bool use_smem, int64_t smem_bytes, dim3 grid, cudaStream_t stream) {
-  if (use_smem) {
-    if constexpr (!std::is_same<scalar_t, double>::value) {
-      const int kb = specialised_band(p, false);
-      if (kb != 0) {
-        if (kb == 11) {
-          conv_kernel<scalar_t, acc_t, 3, 11, true><<<grid, kThreads, smem_bytes, stream>>>(p);
-        } else {
-          conv_kernel<scalar_t, acc_t, 3, 9, true><<<grid, kThreads, smem_bytes, stream>>>(p);
-        }
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        return;
-      }
-    }
-    conv_kernel<scalar_t, acc_t, 0, 0, true><<<grid, kThreads, smem_bytes, stream>>>(p);
-  } else {
-    conv_kernel<scalar_t, acc_t, 0, 0, false><<<grid, kThreads, 0, stream>>>(p);
-  }
+  dispatch_tile_kernel<!std::is_same<scalar_t, double>::value>(p, use_smem, [&](auto ks, auto kb, auto smem) {
+    conv_kernel<scalar_t, acc_t, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>
+        <<<grid, kThreads, smem ? smem_bytes : 0, stream>>>(p);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -82,23 +82,10 @@ __global__ void __launch_bounds__(256) wgrad_reduce_kernel(const acc_t* __restri
 
 template <typename scalar_t, typename acc_t>
 void launch_partial(const ConvParams& p, bool use_smem, int64_t smem_bytes, dim3 grid, cudaStream_t stream) {
-  if (use_smem) {
-    if constexpr (!std::is_same<scalar_t, double>::value) {
-      const int kb = specialised_band(p, false);
-      if (kb != 0) {
-        if (kb == 11) {
-          wgrad_partial_kernel<scalar_t, acc_t, 3, 11, true><<<grid, kThreads, smem_bytes, stream>>>(p);
-        } else {
-          wgrad_partial_kernel<scalar_t, acc_t, 3, 9, true><<<grid, kThreads, smem_bytes, stream>>>(p);
-        }
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        return;
-      }
-    }
-    wgrad_partial_kernel<scalar_t, acc_t, 0, 0, true><<<grid, kThreads, smem_bytes, stream>>>(p);
-  } else {
-    wgrad_partial_kernel<scalar_t, acc_t, 0, 0, false><<<grid, kThreads, 0, stream>>>(p);
-  }
+  dispatch_tile_kernel<!std::is_same<scalar_t, double>::value>(p, use_smem, [&](auto ks, auto kb, auto smem) {
+    wgrad_partial_kernel<scalar_t, acc_t, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>
+        <<<grid, kThreads, smem ? smem_bytes : 0, stream>>>(p);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -129,7 +116,7 @@ std::vector<at::Tensor> grad_weight_cuda(const at::Tensor& grad_out, const at::T
   p.c_begin = p.c_id;
   p.c_count = 3 * p.gc;
   p.cl = is_channels_last_like(x) ? 1 : 0;
-  p.S = gc * (p.ks * p.ks + 1) + gc * (p.kw + 1) + gc * (p.kh + 1);
+  p.S = wgrad_slot_count(p);
   const bool wide = x.scalar_type() == at::kDouble;
   bool use_smem = false;
   const int64_t smem_bytes = configure_tiles(p, wide ? 8 : 4, /*with_g=*/true, &use_smem);

@@ -33,8 +33,7 @@ inline ConvParams base_params(const at::Tensor& x, const at::Tensor& w_hw, const
 
 // Grid of the tiled kernels: x = N * tiles, y = channel blocks.
 inline void tile_grid(const ConvParams& p, int64_t* gx, int64_t* gy) {
-  *gx = p.N * p.tiles_h * p.tiles_w;
-  *gy = (p.c_count + p.CB - 1) / p.CB;
+  grid_size(p, gx, gy);
   TORCH_CHECK(*gx <= kMaxIndex, "inception_dwconv (CUDA): too many tiles (N * tiles = ", *gx, ")");
   TORCH_CHECK(*gy <= 65535, "inception_dwconv (CUDA): too many channel blocks (", *gy, ")");
 }

@@ -16,6 +16,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define IDW_HD __host__ __device__ __forceinline__
@@ -79,6 +80,11 @@ IDW_HD int small_div(int a, float r) { return (int)(((float)a + 0.5f) * r); }
 IDW_HD void split_tile_index(const ConvParams& p, int idx, int* cl_, int* pp) {
   if (p.cl) { *cl_ = idx & (p.CB - 1); *pp = idx >> p.lCB; }
   else { *cl_ = idx >> p.lPix; *pp = idx & ((1 << p.lPix) - 1); }
+}
+
+// Slots of the weight-grad workspace per tile: the six grads, flat.
+IDW_HD int64_t wgrad_slot_count(const ConvParams& p) {
+  return (int64_t)p.gc * (p.ks * p.ks + 1) + (int64_t)p.gc * (p.kw + 1) + (int64_t)p.gc * (p.kh + 1);
 }
 
 // Slot of (branch, local channel, tap j) in the weight-grad workspace; j == taps is the bias.
@@ -340,12 +346,31 @@ IDW_HD bool wgrad_lane(const ConvParams& p, const TileCoord& t, const acc_t* sme
 
 // ---- host side (also used by the emulation): kernel choice, tile choice ----
 
-// The launchers compile specialised kernels for InceptionNeXt's sizes (dilation 1, a 3x3 square
-// kernel and bands of 11 or 9; not for double): returns the band size KB of the specialisation
-// (KS = 3), or 0 for the general kernel.
-inline int specialised_band(const ConvParams& p, bool is_double) {
-  if (is_double || p.dil != 1 || p.ks != 3 || p.kw != p.kh) return 0;
-  return (p.kw == 11 || p.kw == 9) ? p.kw : 0;
+// Which instantiation of a tiled kernel runs: calls launch(KS, KB, SMEM) with std::integral_constant
+// arguments. Shared-memory tiles of InceptionNeXt's sizes (dilation 1, a 3x3 square kernel, bands of
+// 11 or 9) get kernels specialised for them (KS = 3, KB = 11 or 9) unless kSpecialise is false (the
+// launchers pass false for double, to compile fewer kernels); everything else the general kernel
+// (KS = KB = 0) on shared memory or, when the halo'd tile does not fit, on global memory. Used by
+// conv.cu, grad_weight.cu and the host emulation alike.
+template <int V>
+using IntC = std::integral_constant<int, V>;
+
+template <bool kSpecialise, typename Launch>
+void dispatch_tile_kernel(const ConvParams& p, bool use_smem, Launch&& launch) {
+  if (!use_smem) return launch(IntC<0>{}, IntC<0>{}, std::false_type{});
+  if constexpr (kSpecialise) {
+    if (p.dil == 1 && p.ks == 3 && p.kw == p.kh) {
+      if (p.kw == 11) return launch(IntC<3>{}, IntC<11>{}, std::true_type{});
+      if (p.kw == 9) return launch(IntC<3>{}, IntC<9>{}, std::true_type{});
+    }
+  }
+  launch(IntC<0>{}, IntC<0>{}, std::true_type{});
+}
+
+// Grid of the tiled kernels: x = N * tiles, y = channel blocks.
+inline void grid_size(const ConvParams& p, int64_t* gx, int64_t* gy) {
+  *gx = p.N * p.tiles_h * p.tiles_w;
+  *gy = (p.c_count + p.CB - 1) / p.CB;
 }
 
 constexpr int64_t kSmemLimit = 48 * 1024;  // dynamic shared memory without opt-in

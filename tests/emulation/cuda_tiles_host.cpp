@@ -3,7 +3,7 @@
 // compiler and calls it through ctypes).
 //
 // It runs the same device functions the kernels run, block by block and thread by thread, with the
-// launchers' choices (specialised_band, configure_tiles, tile_grid) and the kernels' phase order:
+// launchers' choices (configure_tiles, grid_size, dispatch_tile_kernel) and the kernels' phase order:
 // every thread's shared-memory loads, then (the __syncthreads) every thread's outputs. Shared memory
 // starts as NaN for each block, so a read of a slot no thread wrote shows up in the results. The
 // weight-grad lanes are summed with the warp's xor butterfly and the workspace with the reduce
@@ -115,13 +115,10 @@ int conv(const int64_t* shape, const int* k, const T* in, const int64_t* in_st, 
   if (!pow2_tiles(p)) return -1;
   if (force_global) use_smem = false;
   int64_t gx, gy;
-  gx = p.N * p.tiles_h * p.tiles_w;
-  gy = (p.c_count + p.CB - 1) / p.CB;
-  const int kb = specialised_band(p, sizeof(T) == 8);
-  if (use_smem && kb == 11) conv_blocks<T, 3, 11, true>(p, smem_bytes, gx, gy);
-  else if (use_smem && kb == 9) conv_blocks<T, 3, 9, true>(p, smem_bytes, gx, gy);
-  else if (use_smem) conv_blocks<T, 0, 0, true>(p, smem_bytes, gx, gy);
-  else conv_blocks<T, 0, 0, false>(p, 0, gx, gy);
+  grid_size(p, &gx, &gy);
+  dispatch_tile_kernel<std::is_same<T, float>::value>(p, use_smem, [&](auto ks, auto kb, auto smem) {
+    conv_blocks<T, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>(p, smem ? smem_bytes : 0, gx, gy);
+  });
   return use_smem ? 1 : 0;
 }
 
@@ -135,19 +132,18 @@ int wgrad(const int64_t* shape, const int* k, const T* x, const int64_t* x_st, c
   p.c_begin = p.c_id;
   p.c_count = 3 * p.gc;
   p.cl = cl;
-  const int64_t gc = p.gc;
-  p.S = gc * (p.ks * p.ks + 1) + gc * (p.kw + 1) + gc * (p.kh + 1);
+  p.S = wgrad_slot_count(p);
   bool use_smem = false;
   int64_t smem_bytes = configure_tiles(p, (int)sizeof(T), /*with_g=*/true, &use_smem);
   if (!pow2_tiles(p)) return -1;
   if (force_global) use_smem = false;
-  const int64_t gx = p.N * p.tiles_h * p.tiles_w, gy = (p.c_count + p.CB - 1) / p.CB;
+  int64_t gx, gy;
+  grid_size(p, &gx, &gy);
   std::vector<T> ws((size_t)(gx * p.S), std::numeric_limits<T>::quiet_NaN());
-  const int kb = specialised_band(p, sizeof(T) == 8);
-  if (use_smem && kb == 11) wgrad_blocks<T, 3, 11, true>(p, smem_bytes, gx, gy, ws.data());
-  else if (use_smem && kb == 9) wgrad_blocks<T, 3, 9, true>(p, smem_bytes, gx, gy, ws.data());
-  else if (use_smem) wgrad_blocks<T, 0, 0, true>(p, smem_bytes, gx, gy, ws.data());
-  else wgrad_blocks<T, 0, 0, false>(p, 0, gx, gy, ws.data());
+  dispatch_tile_kernel<std::is_same<T, float>::value>(p, use_smem, [&](auto ks, auto kb, auto smem) {
+    wgrad_blocks<T, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>(p, smem ? smem_bytes : 0, gx,
+                                                                                      gy, ws.data());
+  });
   // wgrad_reduce_kernel: 8 row-threads per slot, strided over the tiles, then summed in order
   for (int64_t s = 0; s < p.S; ++s) {
     T part[8];
