@@ -48,20 +48,24 @@ inline int64_t flat_len_max(const Geometry& g) {
 // Row buffers (kernels.h, rows): a row is W pixels x gc channels (rows_len values, rounded up to
 // whole blocks) plus pw pixels of zeros on each side.
 inline int64_t rows_len(const Geometry& g) { return round_up(g.W * g.gc, kBlock); }
+// Values per tap of BranchWeights::row: a block of kBlock values starting at any channel.
+inline int64_t row_weights_len(const Geometry& g) { return g.gc + kBlock; }
 inline int64_t rows_stride(const Geometry& g, int b) { return rows_len(g) + 2 * g.pad_w(b) * g.gc; }
 
 // Per-branch weights in the accumulation type, prepared once per call.
 //  plane[b]:  (gc, kh, kw), optionally flipped in both spatial axes (grad_x is a correlation of
 //             grad_out with the flipped kernel);
-//  tiled[b]:  (kh * kw, rows_len): for each tap, the gc channel weights repeated for each of the W
-//             pixels of an interleaved row (zero past W * gc), so a tap is one flat loop over a row;
-//  bias[b], bias_tiled[b]: (gc) and (rows_len); zero where there is no bias.
+//  row[b]:    (kh * kw, row_weights_len): for each tap, the gc channel weights repeated along an
+//             interleaved row (value m is channel m % gc), long enough that the vectors of any
+//             64-byte block of a row, which start at channel e0 % gc, read them from offset e0 % gc:
+//             the channels_last loops' weights then fit in L1 whatever the map width;
+//  bias[b], bias_row[b]: (gc) and (row_weights_len), the same way; zero where there is no bias.
 template <typename acc_t>
 struct BranchWeights {
-  std::vector<acc_t> plane[3], tiled[3], bias[3], bias_tiled[3];
+  std::vector<acc_t> plane[3], row[3], bias[3], bias_row[3];
 
   BranchWeights(const Geometry& g, const at::Tensor* const ws[3], const std::optional<at::Tensor>* const bs[3],
-                bool flip, bool want_tiled) {
+                bool flip, bool want_row) {
     const auto acc_scalar = c10::CppTypeToScalarType<acc_t>::value;
     for (int b = 0; b < 3; ++b) {
       const at::Tensor w = ws[b]->to(acc_scalar).contiguous();  // no copy for a dense acc_t weight
@@ -77,15 +81,14 @@ struct BranchWeights {
         at::Tensor bb = (*bs[b])->to(acc_scalar).contiguous();
         std::copy(bb.data_ptr<acc_t>(), bb.data_ptr<acc_t>() + g.gc, bias[b].begin());
       }
-      if (!want_tiled) continue;
-      const int64_t blen = rows_len(g);
-      tiled[b].assign(taps * blen, acc_t(0));
-      bias_tiled[b].assign(blen, acc_t(0));
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t x = 0; x < g.W; ++x)
-          for (int64_t k = 0; k < g.gc; ++k) tiled[b][t * blen + x * g.gc + k] = wp[k * taps + t];
-      for (int64_t x = 0; x < g.W; ++x)
-        for (int64_t k = 0; k < g.gc; ++k) bias_tiled[b][x * g.gc + k] = bias[b][k];
+      if (!want_row) continue;
+      const int64_t len = row_weights_len(g);
+      row[b].resize(taps * len);
+      bias_row[b].resize(len);
+      for (int64_t m = 0; m < len; ++m) {
+        for (int64_t t = 0; t < taps; ++t) row[b][t * len + m] = wp[(m % g.gc) * taps + t];
+        bias_row[b][m] = bias[b][m % g.gc];
+      }
     }
   }
 };

@@ -58,7 +58,7 @@ at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const 
   const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_forward_cpu", [&] {
     const Path path = choose_path(cl);
-    BranchWeights<at::opmath_type<scalar_t>> bw(g, ws, bs, /*flip=*/false, /*tiled=*/path != Path::kPlanes);
+    BranchWeights<at::opmath_type<scalar_t>> bw(g, ws, bs, /*flip=*/false, /*row=*/path != Path::kPlanes);
     run_forward<scalar_t>(g, path, x, bw, y);
   });
   return y;
@@ -109,7 +109,7 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_backward_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
-    BranchWeights<acc_t> flipped(g, ws, nullptr, /*flip=*/true, /*tiled=*/path != Path::kPlanes && compute_input);
+    BranchWeights<acc_t> flipped(g, ws, nullptr, /*flip=*/true, /*row=*/path != Path::kPlanes && compute_input);
     std::vector<acc_t> part(compute_weight ? items * L.item_size() : 0, acc_t(0));
     if (items > 0 && (compute_input || compute_weight)) {
       run_backward<scalar_t>(g, path, gy, x, flipped, compute_input ? &gx : nullptr,

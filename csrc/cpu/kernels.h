@@ -19,8 +19,8 @@
 //    W + pw apart (cpu_common.h, flat_stride), so a tap is one loop over the whole plane with a
 //    scalar weight, as long for a 7x7 map as the map allows;
 //  * rows (channels innermost): one (n, row chunk) per item, a branch at a time; a buffer row holds
-//    W pixels x gc channels interleaved and the tap weight is a vector tiled across the pixels, so
-//    even a 7-pixel row is a long loop.
+//    W pixels x gc channels interleaved and the tap weight is a vector of the channel weights in
+//    that repeating order (BranchWeights::row), so even a 7-pixel row is a long loop.
 
 namespace inception_dwconv {
 namespace KERNEL_NS {
@@ -439,15 +439,16 @@ void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int6
 // prefetchers follow (column blocks outer measured ~13% slower at 56x56). acc holds h1 - h0 rows
 // of rows_len.
 template <typename scalar_t, typename acc_t>
-void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt_tiled,
-               const acc_t* bias_tiled, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
+void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt_row,
+               const acc_t* bias_row, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
   const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
   constexpr int64_t NV = lanes_of<acc_t>() / simd_lanes<acc_t>();
   const auto tiles = [&](auto rows, int64_t r) {  // a band of `rows` output rows from row r
     constexpr int64_t R = decltype(rows)::value;
     for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
-      conv_tile<true, acc_t, R, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_tiled + e0, blen,
-                                    bias_tiled + e0, acc + r * blen + e0, blen);
+      const int64_t m = e0 % gc;  // the block's first channel
+      conv_tile<true, acc_t, R, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_row + m, row_weights_len(g),
+                                    bias_row + m, acc + r * blen + e0, blen);
     }
   };
   int64_t r = 0;
@@ -486,7 +487,7 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
       scalar_t* yn = yp + n * ys.n;
       load_rows(g, xn, xs, h0, h1, bufs, yn, ys);
       for (int b = 0; b < 3; ++b) {
-        conv_rows(g, b, bufs[b], offs[b], bw.tiled[b].data(), bw.bias_tiled[b].data(), h0, h1, yn, ys, acc.data());
+        conv_rows(g, b, bufs[b], offs[b], bw.row[b].data(), bw.bias_row[b].data(), h0, h1, yn, ys, acc.data());
       }
     }
   });
@@ -504,7 +505,7 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
   scalar_t* gxp = t.gxp;
   const RowChunks chunks(g);
   const int64_t blen = rows_len(g), len = g.W * g.gc;
-  const std::vector<acc_t> zero_bias(blen, acc_t(0));
+  const std::vector<acc_t> zero_bias(row_weights_len(g), acc_t(0));
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
     RowBuffers<acc_t> gbufs(g, chunks.rows_per_item, true), xbufs(g, chunks.rows_per_item, part != nullptr);
@@ -519,7 +520,7 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
       if (part) load_rows(g, xp + n * xs.n, xs, h0, h1, xbufs, static_cast<scalar_t*>(nullptr), xs);
       for (int b = 0; b < 3; ++b) {
         if (gxp) {
-          conv_rows(g, b, gbufs[b], offs[b], flipped.tiled[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
+          conv_rows(g, b, gbufs[b], offs[b], flipped.row[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
                     acc.data());
         }
         if (!part) continue;
