@@ -15,9 +15,10 @@
 // accumulation type; a tap is then a multiply-add over a shifted stretch of the buffer with no bounds
 // checks (the padding is the convolution's zero padding). Outputs are produced a register tile at a
 // time (conv_tile), all taps accumulated in registers before one store.
-//  * planes (any layout but channels innermost): one (n, c) plane per item, stored flat with rows
-//    W + pw apart (cpu_common.h, flat_stride), so a tap is one loop over the whole plane with a
-//    scalar weight, as long for a 7x7 map as the map allows;
+//  * planes (any layout but channels innermost): one (n, c) conv plane per item, stored flat with
+//    rows W + pw apart (cpu_common.h, flat_stride), so a tap is one loop over the whole plane with a
+//    scalar weight, as long for a 7x7 map as the map allows; identity planes are copied by items of
+//    the same pass;
 //  * rows (channels innermost): one (n, row chunk) per item, a branch at a time; a buffer row holds
 //    W pixels x gc channels interleaved and the tap weight is a vector of the channel weights in
 //    that repeating order (BranchWeights::row), so even a 7-pixel row is a long loop.
@@ -301,27 +302,56 @@ struct BranchTaps {
   const int64_t* operator[](int b) const { return off[b].data(); }
 };
 
-// Work item p of the plane loops is conv plane (n, branch b, channel k of the branch), p in the
-// order of the channels; the cursor steps through a range of items with one division at its start
-// (four divisions per item cost about as much as loading a 7x7 plane).
+// Work items of the plane loops, image by image in channel order (the order of the planes in NCHW
+// memory): first ceil(c_id / kIdPlanes) items that copy up to kIdPlanes identity planes each (none
+// when the identity is not wanted), then one item per conv plane (branch b, channel k of the
+// branch). Identity and conv planes share one parallel pass, and an image's items read its planes
+// in memory order. The cursor steps through a range of items with one division at its start (four
+// divisions per item cost about as much as loading a 7x7 plane).
+constexpr int64_t kIdPlanes = 4;
 struct PlaneCursor {
   const Geometry& g;
-  int64_t n, k;
-  int b;
-  PlaneCursor(const Geometry& geometry, int64_t p) : g(geometry) {
-    const int64_t r = p % (3 * g.gc);
-    n = p / (3 * g.gc);
-    b = static_cast<int>(r / g.gc);
-    k = r % g.gc;
+  int64_t id_items, per_image, n, q, k = 0;  // image n, item q within it, conv channel k of branch b
+  int b = 0;
+  static int64_t identity_items(const Geometry& g, bool identity) {
+    return identity ? (g.c_id + kIdPlanes - 1) / kIdPlanes : 0;
   }
+  static int64_t items(const Geometry& g, bool identity) { return g.N * (identity_items(g, identity) + 3 * g.gc); }
+  PlaneCursor(const Geometry& geometry, bool identity, int64_t p)
+      : g(geometry), id_items(identity_items(g, identity)), per_image(id_items + 3 * g.gc), n(p / per_image),
+        q(p % per_image) {
+    if (q >= id_items) {
+      b = static_cast<int>((q - id_items) / g.gc);
+      k = (q - id_items) % g.gc;
+    }
+  }
+  bool is_identity() const { return q < id_items; }
+  int64_t id_begin() const { return q * kIdPlanes; }
+  int64_t id_end() const { return std::min(g.c_id, (q + 1) * kIdPlanes); }
+  int64_t channel() const { return g.branch_start(b) + k; }
   void next() {
-    if (++k < g.gc) return;
-    k = 0;
-    if (++b < 3) return;
-    b = 0;
-    ++n;
+    if (++q == per_image) {
+      q = 0;
+      ++n;
+    }
+    if (q <= id_items) {  // still copying, or at the first conv plane
+      b = 0;
+      k = 0;
+    } else if (++k == g.gc) {
+      k = 0;
+      ++b;
+    }
   }
 };
+
+// dst planes [c0, c1) = src planes [c0, c1) of one image: one run when both are dense, else rows.
+template <typename scalar_t>
+void copy_planes(const Geometry& g, const scalar_t* src, const Strides4& ss, scalar_t* dst, const Strides4& ds,
+                 int64_t c0, int64_t c1) {
+  const auto dense = [&](const Strides4& s) { return s.w == 1 && s.h == g.W && s.c == g.H * g.W; };
+  if (dense(ss) && dense(ds)) return copy_run(dst + c0 * ds.c, 1, src + c0 * ss.c, 1, (c1 - c0) * g.H * g.W);
+  for (int64_t c = c0; c < c1; ++c) copy_plane(src + c * ss.c, ss, dst + c * ds.c, ds, g.H, g.W);
+}
 
 template <typename scalar_t>
 void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw, at::Tensor& y) {
@@ -329,18 +359,23 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   const Strides4 xs(x), ys(y);
   const scalar_t* xp = x.data_ptr<scalar_t>();
   scalar_t* yp = y.data_ptr<scalar_t>();
-  const int64_t conv_c = 3 * g.gc;
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
-  at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, PlaneCursor::items(g, true), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> bufs(g, true);
     std::vector<acc_t> flat(flat_len_max(g));
-    PlaneCursor at(g, begin);
+    PlaneCursor at(g, true, begin);
     for (int64_t p = begin; p < end; ++p, at.next()) {
-      const int64_t n = at.n, k = at.k, c = g.branch_start(at.b) + k;
+      const scalar_t* xn = xp + at.n * xs.n;
+      scalar_t* yn = yp + at.n * ys.n;
+      if (at.is_identity()) {
+        copy_planes(g, xn, xs, yn, ys, at.id_begin(), at.id_end());
+        continue;
+      }
       const int b = at.b;
-      load_plane(g, b, xp + n * xs.n + c * xs.c, xs, bufs[b]);
-      conv_plane(g, b, bufs[b], offs[b], bw.plane[b].data() + k * g.taps(b), bw.bias[b][k], flat.data(),
-                 yp + n * ys.n + c * ys.c, ys);
+      const int64_t c = at.channel();
+      load_plane(g, b, xn + c * xs.c, xs, bufs[b]);
+      conv_plane(g, b, bufs[b], offs[b], bw.plane[b].data() + at.k * g.taps(b), bw.bias[b][at.k], flat.data(),
+                 yn + c * ys.c, ys);
     }
   });
 }
@@ -351,16 +386,21 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
                      const PartialLayout& L) {
   using acc_t = acc_type<scalar_t>;
   const BackwardTensors<scalar_t> t(gy, x, gx);
-  const int64_t conv_c = 3 * g.gc;
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
-  // Work item (n, conv channel c); its partials go to block n, the slots of c: disjoint across items.
-  at::parallel_for(0, g.N * conv_c, 1, [&](int64_t begin, int64_t end) {
+  const bool identity = t.gxp != nullptr;
+  // A conv item's partials go to block n, the slots of its channel: disjoint across items.
+  at::parallel_for(0, PlaneCursor::items(g, identity), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> gbufs(g, true), xbufs(g, part != nullptr);
     std::vector<acc_t> flat(flat_len_max(g)), tap_sums(g.max_taps());
-    PlaneCursor at(g, begin);
+    PlaneCursor at(g, identity, begin);
     for (int64_t p = begin; p < end; ++p, at.next()) {
-      const int64_t n = at.n, k = at.k, c = g.branch_start(at.b) + k;
+      const int64_t n = at.n;
+      if (at.is_identity()) {
+        copy_planes(g, t.gyp + n * t.gys.n, t.gys, t.gxp + n * t.gxs.n, t.gxs, at.id_begin(), at.id_end());
+        continue;
+      }
       const int b = at.b;
+      const int64_t k = at.k, c = at.channel();
       load_plane(g, b, t.gyp + n * t.gys.n + c * t.gys.c, t.gys, gbufs[b]);
       if (t.gxp) {
         conv_plane(g, b, gbufs[b], offs[b], flipped.plane[b].data() + k * g.taps(b), acc_t(0), flat.data(),
@@ -557,38 +597,13 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
 }
 
 // ------------------------------------------------------------------------------------------------
-// Identity channels of a layout without channels innermost, and the entry points
+// Entry points
 // ------------------------------------------------------------------------------------------------
-
-// dst[:, :c_id] = src[:, :c_id]: memcpy of whole runs of planes when both are dense, else plane rows.
-template <typename scalar_t>
-void copy_identity_planes(const Geometry& g, const at::Tensor& src, const at::Tensor& dst) {
-  if (g.c_id == 0) return;
-  const Strides4 ss(src), ds(dst);
-  const scalar_t* sp = src.data_ptr<scalar_t>();
-  scalar_t* dp = dst.data_ptr<scalar_t>();
-  const auto dense = [&](const Strides4& s) { return s.w == 1 && s.h == g.W && s.c == g.H * g.W; };
-  const bool block = dense(ss) && dense(ds);
-  at::parallel_for(0, g.N * g.c_id, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end;) {
-      const int64_t n = p / g.c_id, c = p % g.c_id;
-      if (block) {  // the planes of this image in [begin, end), in one copy
-        const int64_t count = std::min(end - p, g.c_id - c);
-        std::memcpy(dp + n * ds.n + c * ds.c, sp + n * ss.n + c * ss.c, sizeof(scalar_t) * count * g.H * g.W);
-        p += count;
-      } else {
-        copy_plane(sp + n * ss.n + c * ss.c, ss, dp + n * ds.n + c * ds.c, ds, g.H, g.W);
-        ++p;
-      }
-    }
-  });
-}
 
 template <typename scalar_t>
 void forward(const Geometry& g, Path path, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw,
              at::Tensor& y) {
   if (path == Path::kChannelsLast) return forward_rows<scalar_t>(g, x, bw, y);
-  copy_identity_planes<scalar_t>(g, x, y);
   forward_planes<scalar_t>(g, x, bw, y);
 }
 
@@ -597,7 +612,6 @@ void backward(const Geometry& g, Path path, const at::Tensor& gy, const at::Tens
               const BranchWeights<acc_type<scalar_t>>& flipped, at::Tensor* gx, acc_type<scalar_t>* part,
               const PartialLayout& L) {
   if (path == Path::kChannelsLast) return backward_rows<scalar_t>(g, gy, x, flipped, gx, part, L);
-  if (gx) copy_identity_planes<scalar_t>(g, gy, *gx);
   backward_planes<scalar_t>(g, gy, x, flipped, gx, part, L);
 }
 
