@@ -59,8 +59,8 @@ class InceptionDWConv2d(nn.Module):
         self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return inception_dwconv(x, self.dwconv_hw.weight, self.dwconv_hw.bias, self.dwconv_w.weight,
-                                self.dwconv_w.bias, self.dwconv_h.weight, self.dwconv_h.bias,
+        hw, w, h = self.dwconv_hw, self.dwconv_w, self.dwconv_h  # each submodule looked up once
+        return inception_dwconv(x, hw.weight, hw.bias, w.weight, w.bias, h.weight, h.bias,
                                 dilation=self.dilation, backend=self.backend)
 
     def extra_repr(self) -> str:

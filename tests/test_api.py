@@ -333,6 +333,58 @@ def test_bad_inputs(backend):
         f(a[0].numpy(), *a[1:], backend=backend)
 
 
+def test_fast_input_check_agrees_with_the_full_checks():
+    """functional._inputs_ok (the per-call fast path) accepts exactly what the full checks accept:
+    random mixes of valid arguments and single breakages of each constraint."""
+    from inception_dwconv import functional as fn
+    gen = torch.Generator().manual_seed(0)
+    rnd = lambda n: int(torch.randint(0, n, (1,), generator=gen))  # noqa: E731
+    base = _args(C=16, gc=4, ks=3, K=5)
+    breakers = [
+        lambda a, d: (a[0][0], d),                                   # 3-D x
+        lambda a, d: (a[0].unsqueeze(0), d),                         # 5-D x
+        lambda a, d: (a[0][:, :11], d),                              # too few channels
+        lambda a, d: (a[0].to(torch.int32), d),
+        lambda a, d: (a[0].to(torch.complex64), d),
+        lambda a, d: (a[0].double(), d),                             # dtype mismatch with the weights
+        lambda a, d: (a[0].numpy(), d),
+        lambda a, d: (torch.randn(2, 16, 6, 6, device="meta"), d),   # device mismatch
+        lambda a, d: (a[0], 0),
+        lambda a, d: (a[0], True),
+        lambda a, d: (a[0], 1.0),
+    ]
+    agree = 0
+    for trial in range(400):
+        a = [t.clone() for t in base]
+        d = 1 + rnd(3)
+        kind = rnd(4)
+        if kind == 1:  # break x or dilation
+            a[0], d = breakers[rnd(len(breakers))](a, d)
+        elif kind == 2:  # break one weight or bias
+            i = 1 + rnd(6)
+            t = a[i]
+            a[i] = [None, t.double(), t[:3], t.unsqueeze(0), t.squeeze(1) if t.dim() == 4 else t[None],
+                    torch.randn(4, 1, 2, 2), torch.randn(4, 1, 3, 5), torch.randn(4, 2, 3, 3), t.numpy(),
+                    torch.randn(4, 1, 1, 4), torch.randn(4, 1, 4, 1), torch.randn(0, 1, 3, 3), t.to("meta")][rnd(13)]
+            if a[i] is None and i in (1, 3, 5):  # a missing weight is not an input this API takes
+                a[i] = t
+        elif kind == 3:  # valid but different: no biases, other kernel sizes, more identity channels
+            ks, K = 1 + 2 * rnd(3), 1 + 2 * rnd(6)
+            a = _args(C=12 + rnd(9), gc=4, ks=ks, K=K)
+            for i in (2, 4, 6):
+                if rnd(2):
+                    a[i] = None
+        fast = fn._inputs_ok(*a, d)
+        try:
+            fn._check_inputs_in_full(*a, d)
+            full = True
+        except (TypeError, ValueError):
+            full = False
+        assert fast == full, (trial, kind, [getattr(t, "shape", t) for t in a], d)
+        agree += 1
+    assert agree == 400
+
+
 def test_bad_device_and_backend_availability():
     a = _args()
     if not torch.cuda.is_available():
