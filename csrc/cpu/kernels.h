@@ -85,8 +85,8 @@ inline bool copy_short_vectors(T* dst, const T* src, int64_t n) {
     if (v < n) vstore(dst + n - L, vload(src + n - L));
     return true;
   }
-  if (n >= L16) {  // below one vector of the build's width: two 16-byte ones, overlapping
-    *reinterpret_cast<V16*>(dst) = *reinterpret_cast<const V16*>(src);
+  if (n >= L16) {  // below one vector of the build's width: 16-byte ones, the last one ending at n
+    for (int64_t v = 0; v + L16 < n; v += L16) *reinterpret_cast<V16*>(dst + v) = *reinterpret_cast<const V16*>(src + v);
     *reinterpret_cast<V16*>(dst + n - L16) = *reinterpret_cast<const V16*>(src + n - L16);
     return true;
   }
