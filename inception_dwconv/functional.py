@@ -1,4 +1,5 @@
 """The functional entry point: every argument check and the backend choice, in one place."""
+import warnings
 from typing import Optional
 
 import torch
@@ -116,7 +117,14 @@ def inception_dwconv(x: Tensor, weight_hw: Tensor, bias_hw: Optional[Tensor], we
 
 
 def _checked_forward(x, params, dilation, backend) -> Tensor:
-    check_inputs(x, *params, dilation)
+    if torch.jit.is_tracing():
+        # The checks read shapes as Python ints, which the tracer warns about; they hold for the
+        # traced weights, and the op checks its inputs again whenever the trace runs.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            check_inputs(x, *params, dilation)
+    else:
+        check_inputs(x, *params, dilation)
     name = backends.resolve(backend, x.device.type)
     return ops.call_forward(x, *params, dilation, name)
 

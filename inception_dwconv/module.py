@@ -59,9 +59,35 @@ class InceptionDWConv2d(nn.Module):
         self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            # TorchScript (timm's models script, so a converted one must too): the custom op
+            # directly, with the backend resolved per device when the module was scripted.
+            backend = self._script_backends[1] if x.is_cuda else self._script_backends[0]
+            if backend == "":
+                raise RuntimeError("inception_dwconv: backend " + self.backend + " does not run on "
+                                   "this device (resolved when the module was scripted)")
+            return torch.ops.inception_dwconv.forward(
+                x, self.dwconv_hw.weight, self.dwconv_hw.bias, self.dwconv_w.weight, self.dwconv_w.bias,
+                self.dwconv_h.weight, self.dwconv_h.bias, self.dilation, backend)
+        return self._forward(x)
+
+    @torch.jit.unused
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         hw, w, h = self.dwconv_hw, self.dwconv_w, self.dwconv_h  # each submodule looked up once
         return inception_dwconv(x, hw.weight, hw.bias, w.weight, w.bias, h.weight, h.bias,
                                 dilation=self.dilation, backend=self.backend)
+
+    def __prepare_scriptable__(self):
+        """Called by torch.jit.script: fixes the backend the scripted forward uses on CPU and on
+        CUDA tensors ("" where this module's backend does not run there or is not available)."""
+        resolved = []
+        for device_type in ("cpu", "cuda"):
+            try:
+                resolved.append(backends.resolve(self.backend, device_type))
+            except (ValueError, RuntimeError):
+                resolved.append("")
+        self._script_backends = resolved
+        return self
 
     def extra_repr(self) -> str:
         return f"split_indexes={self.split_indexes}, dilation={self.dilation}, backend={self.backend!r}"

@@ -134,7 +134,7 @@ def _plain(tensors) -> bool:
 def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
     """The forward op, by the cheapest route that gives the same result (see above)."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
-    if (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0
             or torch._C._is_torch_function_mode_enabled() or not _plain(args)):
         return forward(*args, dilation, backend)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):

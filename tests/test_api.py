@@ -262,6 +262,64 @@ def test_torch_func_vmap(backend):
     torch.testing.assert_close(per_sample(x), inception_dwconv.inception_dwconv(x, *params, backend=backend))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated in torch 2.14, still used
+@pytest.mark.parametrize("backend", CPU_BACKENDS + ["auto"])
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_torchscript(backend, how):
+    """torch.jit.script / trace of the module, saved and loaded again: same output and grads as
+    eager, bit for bit, and no TracerWarning from the input checks."""
+    import io
+    import warnings
+    torch.manual_seed(3)
+    mod = InceptionDWConv2d(20, band_kernel_size=7, branch_ratio=0.25, backend=backend).double()
+    x = torch.randn(2, 20, 9, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    gy = torch.randn(2, 20, 9, 6, dtype=torch.float64)
+    xe = x.clone().requires_grad_(True)
+    ye = mod(xe)
+    grads_e = torch.autograd.grad(ye, [xe] + list(mod.parameters()), gy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        jitted = torch.jit.script(mod) if how == "script" else torch.jit.trace(mod, x)
+    buf = io.BytesIO()
+    torch.jit.save(jitted, buf)
+    buf.seek(0)
+    loaded = torch.jit.load(buf)
+    for m in (jitted, loaded):
+        xs = x.clone().requires_grad_(True)
+        ys = m(xs)
+        assert torch.equal(ys, ye)
+        assert ys.is_contiguous(memory_format=torch.channels_last)
+        grads = torch.autograd.grad(ys, [xs] + list(m.parameters()), gy)
+        for a, b in zip(grads, grads_e):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_torch_export(backend):
+    """torch.export records the custom op (not the backend's internals) and the exported program
+    gives the module's output bit for bit, also for another batch size when N is dynamic."""
+    torch.manual_seed(4)
+    mod = InceptionDWConv2d(20, band_kernel_size=7, branch_ratio=0.25, backend=backend)
+    x = torch.randn(3, 20, 9, 6)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    ep = torch.export.export(mod, (x,), dynamic_shapes={"x": {0: batch}})
+    targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert "inception_dwconv.forward.default" in targets, targets
+    for n in (3, 5):
+        xn = torch.randn(n, 20, 9, 6)
+        assert torch.equal(ep.module()(xn), mod(xn))
+
+
+def test_torchscript_backend_not_for_the_device():
+    """A scripted module whose backend does not run on the input's device says so."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(InceptionDWConv2d(8, backend="cuda"))
+    with pytest.raises(Exception, match="does not run on this device"):
+        scripted(torch.randn(1, 8, 5, 5))
+
+
 def test_backend_choice(monkeypatch):
     backends = available_backends()
     assert backends[0] == "reference"

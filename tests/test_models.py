@@ -231,6 +231,20 @@ def test_convert_timm_model_matches_unconverted(backend):
     torch.testing.assert_close(w.detach(), before - 0.1 * w.grad)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated in torch 2.14, still used
+def test_converted_timm_model_still_scripts():
+    """timm's InceptionNeXt scripts with torch.jit.script; after convert() it must still, with the
+    same output."""
+    timm = _timm()
+    ref = _randomize(timm.create_model("inception_next_atto", pretrained=False).double(), seed=7).eval()
+    x = torch.randn(1, 3, 40, 40, dtype=torch.float64)
+    with torch.no_grad():
+        y_ref = ref(x)
+        convert(ref)
+        y = torch.jit.script(ref)(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-9)
+
+
 def test_convert_twice_is_a_noop_and_switches_backend():
     timm = _timm()
     model = timm.create_model("inception_next_atto", pretrained=False)
