@@ -245,6 +245,21 @@ def test_converted_timm_model_still_scripts():
     torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_our_model_scripts():
+    """inception_next_atto of this package under torch.jit.script: same output as eager, and
+    gradients flow through the scripted fused mixers."""
+    model = _randomize(inception_next_atto().double(), seed=8)
+    model.set_grad_checkpointing(True)  # not compiled by TorchScript, as in timm
+    x = torch.randn(2, 3, 40, 40, dtype=torch.float64)
+    scripted = torch.jit.script(model)
+    y, ys = model(x), scripted(x)
+    torch.testing.assert_close(ys, y, rtol=1e-12, atol=1e-12)
+    ys.sum().backward()
+    mixer = model.stages[0].blocks[0].token_mixer
+    assert mixer.dwconv_w.weight.grad is not None and mixer.dwconv_w.weight.grad.abs().sum() > 0
+
+
 def test_convert_twice_is_a_noop_and_switches_backend():
     timm = _timm()
     model = timm.create_model("inception_next_atto", pretrained=False)

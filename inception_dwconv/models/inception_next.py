@@ -133,8 +133,8 @@ class InceptionNeXtStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
-        if self.grad_checkpointing and torch.is_grad_enabled():
-            for blk in self.blocks:
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            for blk in self.blocks:  # (TorchScript compiles no checkpointing, as timm's model)
                 x = torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False)
             return x
         return self.blocks(x)
