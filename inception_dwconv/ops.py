@@ -15,7 +15,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from . import backends
+from . import backends, reference
 from ._layout import empty_output
 
 
@@ -136,6 +136,10 @@ def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dila
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
     if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0
             or torch._C._is_torch_function_mode_enabled() or not _plain(args)):
+        if torch.onnx.is_in_onnx_export():  # both exporters trace through here
+            # ONNX has no kernel for the fused op: export what it computes, split / grouped Conv /
+            # concat, which every ONNX runtime has.
+            return reference.inception_dwconv_reference(*args, dilation)
         return forward(*args, dilation, backend)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
         if torch._C._functorch.peek_interpreter_stack() is not None:  # inside a torch.func transform

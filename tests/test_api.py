@@ -310,6 +310,38 @@ def test_torch_export(backend):
         assert torch.equal(ep.module()(xn), mod(xn))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")   # the TorchScript-based exporter is deprecated
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_onnx_export(dynamo):
+    """torch.onnx.export (both exporters) of the module gives a model of standard ONNX ops that
+    ONNX Runtime runs to the module's output."""
+    import io
+    import warnings
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    torch.manual_seed(5)
+    mod = InceptionDWConv2d(20, band_kernel_size=7, branch_ratio=0.25).eval()
+    x = torch.randn(2, 20, 9, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            data = torch.onnx.export(mod, (x,), dynamo=True).model_proto.SerializeToString()
+        else:
+            buf = io.BytesIO()
+            torch.onnx.export(mod, (x,), buf, dynamo=False)
+            data = buf.getvalue()
+    graph = onnx.load_from_string(data).graph
+    assert {n.domain for n in graph.node} <= {"", "ai.onnx"}, {n.domain for n in graph.node}
+    assert sum(n.op_type == "Conv" for n in graph.node) == 3
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(y), mod(x), rtol=1e-5, atol=1e-5)
+
+
 def test_torchscript_backend_not_for_the_device():
     """A scripted module whose backend does not run on the input's device says so."""
     import warnings
