@@ -7,10 +7,14 @@ Environment:
   (unset)                   build it when nvcc is found and torch.version.cuda is set
   TORCH_CUDA_ARCH_LIST      GPU architectures (default here: "8.0;9.0")
   MAX_JOBS                  parallel compile jobs
+  INCEPTION_DWCONV_OPENMP=0 build the CPU kernels without OpenMP (they then run on one thread);
+                            by default OpenMP is used when the compiler accepts -fopenmp
 """
 import glob
 import os
 import shutil
+import sys
+import tempfile
 
 from setuptools import setup
 
@@ -59,11 +63,59 @@ def rel(paths):
 
 cpu_sources = rel(glob.glob(os.path.join(HERE, "csrc", "*.cpp")) + glob.glob(os.path.join(HERE, "csrc", "cpu", "*.cpp")))
 cuda_sources = rel(glob.glob(os.path.join(HERE, "csrc", "cuda", "*.cu")))
-openmp = ["-fopenmp"] if os.name != "nt" else ["/openmp"]
+_OPENMP_PROBE = """
+#include <omp.h>
+int threads() {
+  int n = 0;
+#pragma omp parallel
+  {
+#pragma omp atomic
+    n += 1;
+  }
+  return n + omp_get_max_threads();
+}
+"""
+
+
+def compiler_accepts(flags, source="int f() { return 0; }\n") -> bool:
+    """Whether the C++ compiler setuptools will use compiles and links `source` with `flags`
+    (Apple clang, for one, has no -fopenmp)."""
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+    cc = new_compiler()
+    customize_compiler(cc)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.cpp")
+        with open(src, "w") as f:
+            f.write(source)
+        try:
+            objs = cc.compile([src], output_dir=tmp, extra_postargs=list(flags))
+            cc.link_shared_object(objs, os.path.join(tmp, "probe.so"), extra_postargs=list(flags))
+        except Exception:  # noqa: BLE001 - any compile or link failure means no
+            return False
+    return True
+
+
+def openmp_flags():
+    if os.environ.get("INCEPTION_DWCONV_OPENMP", "").strip() == "0":
+        return []
+    flags = ["/openmp"] if os.name == "nt" else ["-fopenmp"]
+    if os.name == "nt" or compiler_accepts(flags, _OPENMP_PROBE):
+        return flags
+    print("inception_dwconv: the C++ compiler does not build OpenMP code (-fopenmp); the CPU kernels "
+          "are built without it and will run on one thread. torch.ops.inception_dwconv.cpu_parallel() "
+          "says which build you have.", file=sys.stderr)
+    return []
+
+
+openmp = openmp_flags()
 # The C++ standard is the one BuildExtension picks for this torch. fp-contract=fast lets the
 # compiler fuse multiply-adds (ISO C++ mode turns that off by default); the kernels' short copy
-# loops must stay loops, not memcpy calls (csrc/cpu/kernels.h, copy_run).
-cxx_flags = ["-O3", "-ffp-contract=fast", "-fno-tree-loop-distribute-patterns", *openmp]
+# loops must stay loops, not memcpy calls (csrc/cpu/kernels.h, copy_run; the flag is GCC's, and
+# clang, which does not need it, is not given it).
+cxx_flags = ["-O3", "-ffp-contract=fast", *openmp]
+if compiler_accepts(["-fno-tree-loop-distribute-patterns", "-Werror"]):
+    cxx_flags.append("-fno-tree-loop-distribute-patterns")
 
 if want_cuda() and cuda_sources:
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")

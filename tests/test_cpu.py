@@ -178,3 +178,13 @@ def test_baseline_isa_kernels_match_reference():
 
 def test_isa_report():
     assert torch.ops.inception_dwconv.cpu_isa() in ("avx2", "generic")
+
+
+def test_linux_build_is_parallel():
+    """setup.py builds without OpenMP only when the compiler cannot; on Linux with GCC (CI, the GPU
+    machines) a serial build would mean its probe broke, halving speed with nothing else failing."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the OpenMP probe is only pinned down on Linux")
+    if os.environ.get("INCEPTION_DWCONV_OPENMP", "").strip() == "0":
+        pytest.skip("INCEPTION_DWCONV_OPENMP=0 asked for a serial build")
+    assert torch.ops.inception_dwconv.cpu_parallel() == "openmp"

@@ -24,6 +24,16 @@ bool use_avx2() {
 
 std::string cpu_isa() { return use_avx2() ? "avx2" : "generic"; }
 
+// Whether the kernels were built with OpenMP ("openmp": at::parallel_for spreads work items over
+// torch's threads) or without ("serial": the compiler had no OpenMP; one thread).
+std::string cpu_parallel() {
+#if defined(_OPENMP)
+  return "openmp";
+#else
+  return "serial";
+#endif
+}
+
 template <typename scalar_t>
 void run_forward(const Geometry& g, Path path, const at::Tensor& x, const BranchWeights<at::opmath_type<scalar_t>>& bw,
                  at::Tensor& y) {
@@ -127,7 +137,10 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
 }  // namespace
 
 // Which CPU loops run here: "avx2" or "generic".
-TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) { m.def("cpu_isa() -> str", &cpu_isa); }
+TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) {
+  m.def("cpu_isa() -> str", &cpu_isa);
+  m.def("cpu_parallel() -> str", &cpu_parallel);
+}
 
 TORCH_LIBRARY_IMPL(inception_dwconv, CPU, m) {
   m.impl("fused_forward", &fused_forward_cpu);
