@@ -114,8 +114,8 @@ def openmp_flags():
 openmp = openmp_flags()
 # The C++ standard is the one BuildExtension picks for this torch. fp-contract=fast lets the
 # compiler fuse multiply-adds (ISO C++ mode turns that off by default); the kernels' short copy
-# loops must stay loops, not memcpy calls (csrc/cpu/kernels.h, copy_run; the flag is GCC's, and
-# clang, which does not need it, is not given it).
+# loops must stay loops, not memcpy calls (csrc/cpu/kernels.h, copy_run; the flag is GCC's: a
+# compiler that does not know it, clang for one, is not given it).
 cxx_flags = ["-O3", "-ffp-contract=fast", *openmp]
 if compiler_accepts(["-fno-tree-loop-distribute-patterns", "-Werror"]):
     cxx_flags.append("-fno-tree-loop-distribute-patterns")

@@ -136,7 +136,8 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
 
 }  // namespace
 
-// Which CPU loops run here: "avx2" or "generic".
+// Introspection for tests and bug reports: which CPU loops run here ("avx2" or "generic"), and
+// whether they were built with OpenMP ("openmp" or "serial").
 TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) {
   m.def("cpu_isa() -> str", &cpu_isa);
   m.def("cpu_parallel() -> str", &cpu_parallel);

@@ -86,7 +86,8 @@ inline bool copy_short_vectors(T* dst, const T* src, int64_t n) {
     return true;
   }
   if (n >= L16) {  // below one vector of the build's width: 16-byte ones, the last one ending at n
-    for (int64_t v = 0; v + L16 < n; v += L16) *reinterpret_cast<V16*>(dst + v) = *reinterpret_cast<const V16*>(src + v);
+    for (int64_t v = 0; v + L16 < n; v += L16)
+      *reinterpret_cast<V16*>(dst + v) = *reinterpret_cast<const V16*>(src + v);
     *reinterpret_cast<V16*>(dst + n - L16) = *reinterpret_cast<const V16*>(src + n - L16);
     return true;
   }
