@@ -176,6 +176,25 @@ def test_op_contract_gpu_backends(backend):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated in torch 2.14, still used
+@pytest.mark.skipif(not GPU_BACKENDS, reason="no GPU backend here")
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_torchscript_gpu_backends(backend):
+    """torch.jit.script with a GPU backend, on its device: eager's output and grads, bit for bit."""
+    torch.manual_seed(6)
+    mod = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).to(GPU_DEVICE)
+    x = torch.randn(2, 40, 7, 6, device=GPU_DEVICE).contiguous(memory_format=torch.channels_last)
+    gy = torch.randn(x.shape, device=GPU_DEVICE)
+    scripted = torch.jit.script(mod)
+    xe, xs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ye, ys = mod(xe), scripted(xs)
+    assert torch.equal(ys, ye)
+    g_eager = torch.autograd.grad(ye, [xe] + list(mod.parameters()), gy)
+    g_script = torch.autograd.grad(ys, [xs] + list(scripted.parameters()), gy)
+    for a, b in zip(g_script, g_eager):
+        assert torch.equal(a, b)
+
+
 class _NoOpFunctionMode(torch.overrides.TorchFunctionMode):
     """Any active function mode sends eager calls through the custom ops (ops.call_forward)."""
 
