@@ -19,6 +19,15 @@ def branch_channels(in_channels: int, branch_ratio: float) -> int:
     return gc
 
 
+def _weight_and_bias(conv: nn.Module):
+    """conv.weight and conv.bias; from conv._parameters when both are plain parameters there, else
+    through the attributes (a parametrized conv, say, computes its weight on each access)."""
+    params = conv._parameters
+    if "weight" in params and "bias" in params:
+        return params["weight"], params["bias"]
+    return conv.weight, conv.bias
+
+
 class InceptionDWConv2d(nn.Module):
     """Inception depthwise convolution (InceptionNeXt token mixer), fused.
 
@@ -73,9 +82,13 @@ class InceptionDWConv2d(nn.Module):
 
     @torch.jit.unused
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        hw, w, h = self.dwconv_hw, self.dwconv_w, self.dwconv_h  # each submodule looked up once
-        return inception_dwconv(x, hw.weight, hw.bias, w.weight, w.bias, h.weight, h.bias,
-                                dilation=self.dilation, backend=self.backend)
+        # Submodules and parameters read from the dicts nn.Module keeps them in: nine lookups through
+        # nn.Module.__getattr__ cost about 5 us a call, as much as the kernel on a small map.
+        modules = self._modules
+        w_hw, b_hw = _weight_and_bias(modules["dwconv_hw"])
+        w_w, b_w = _weight_and_bias(modules["dwconv_w"])
+        w_h, b_h = _weight_and_bias(modules["dwconv_h"])
+        return inception_dwconv(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation=self.dilation, backend=self.backend)
 
     def __prepare_scriptable__(self):
         """Called by torch.jit.script: fixes the backend the scripted forward uses on CPU and on

@@ -62,6 +62,37 @@ def test_state_dict_round_trip_and_same_numbers(C, K, ratio, backend):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+class _Doubled(nn.Module):
+    def forward(self, w):
+        return 2 * w
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_module_reads_parameters_as_the_convs_have_them_now(backend):
+    """The module reads its convs' weights from nn.Module's parameter dicts (the fast path), so a
+    parameter replaced, a bias removed, or a weight computed by a parametrization must still be
+    what it uses: the released module, changed the same way, gives the same output and grads."""
+    torch.manual_seed(0)
+    released = ReleasedInceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25).double()
+    ours = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).double()
+    ours.load_state_dict(released.state_dict())
+    for m in (released, ours):
+        with torch.no_grad():
+            m.dwconv_w.weight = nn.Parameter(torch.ones_like(m.dwconv_w.weight) * 0.5)
+        m.dwconv_h.bias = None
+        torch.nn.utils.parametrize.register_parametrization(m.dwconv_hw, "weight", _Doubled())
+    x = torch.randn(2, 40, 9, 12, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), released(x), rtol=1e-12, atol=1e-12)
+    xg, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, y_rel = ours(xg), released(xr)
+    grad_out = torch.randn_like(y)
+    g = torch.autograd.grad(y, [xg, *ours.parameters()], grad_out)
+    g_rel = torch.autograd.grad(y_rel, [xr, *released.parameters()], grad_out)
+    assert len(g) == len(g_rel)
+    for a, b in zip(g, g_rel):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])

@@ -33,10 +33,16 @@ AUTO_ORDER = {
 }
 
 
+_LOADED = {}  # name -> backend module (importlib.import_module costs about 1 us even when imported)
+
+
 def get(name: str):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS} or 'auto'")
-    return importlib.import_module(f"{__name__}.{name}")
+    mod = _LOADED.get(name)
+    if mod is None:
+        mod = _LOADED[name] = importlib.import_module(f"{__name__}.{name}")
+    return mod
 
 
 def available_backends(device_type: Optional[str] = None) -> List[str]:
