@@ -39,6 +39,12 @@ ODD = [
     Case(N=2, C=40, H=13, W=11, gc=10, square=5, band=7, dilation=2),
     Case(N=1, C=24, H=12, W=12, gc=6, square=1, band=3, dilation=3),
     Case(N=2, C=40, H=9, W=9, gc=10, band=9, bias=False),
+    # Rows of 3 to 8 vectors go straight into dense outputs (kernels.h, conv_rows_direct), each
+    # row's last vector spilling into the next row; the last row of a plane must not spill.
+    Case(N=2, C=40, H=1, W=31, gc=10, band=11),            # one row: the tail store alone
+    Case(N=2, C=16, H=3, W=20, gc=4, band=5),              # whole 3-row tiles (fp32)
+    Case(N=1, C=28, H=7, W=45, gc=8, band=9),              # rows not a multiple of the tile's
+    Case(N=2, C=12, H=5, W=64, gc=4, band=3),              # rows of whole vectors, no tail
 ]
 
 

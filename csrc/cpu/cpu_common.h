@@ -39,8 +39,9 @@ inline int64_t flat_stride(const Geometry& g, int b) { return g.W + g.pad_w(b); 
 inline int64_t flat_len(const Geometry& g, int b) { return round_up(g.H * flat_stride(g, b), kBlock); }
 // Buffer index of x(0, 0).
 inline int64_t flat_origin(const Geometry& g, int b) { return g.pad_w(b) + g.pad_h(b) * flat_stride(g, b); }
-// Every tap of every position below flat_len reads inside this size.
-inline int64_t flat_buffer(const Geometry& g, int b) { return flat_len(g, b) + 2 * flat_origin(g, b); }
+// Every tap of every position below flat_len reads inside this size, and so does every tap of the
+// row tiles of conv_plane (kernels.h, conv_rows_direct: up to a vector past row H - 1's end).
+inline int64_t flat_buffer(const Geometry& g, int b) { return flat_len(g, b) + 2 * flat_origin(g, b) + kBlock; }
 inline int64_t flat_len_max(const Geometry& g) {
   return std::max(flat_len(g, 0), std::max(flat_len(g, 1), flat_len(g, 2)));
 }
