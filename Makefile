@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: deps build test bench cmake-check clean
+.PHONY: deps build test bench cmake-check asan-check clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ cmake-check: deps
 	cmake -S . -B cmake-build -DPython3_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release
 	cmake --build cmake-build -j2
 	$(PY) scripts/check_cmake_build.py cmake-build/libinception_dwconv_ops.so
+
+# The CPU kernels built with AddressSanitizer (in a scratch copy) and their tests run against them.
+asan-check: deps
+	bash scripts/asan_cpu.sh $(PY) -n 2
 
 clean:
 	rm -rf build cmake-build *.egg-info inception_dwconv/*.so

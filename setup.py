@@ -119,6 +119,12 @@ openmp = openmp_flags()
 cxx_flags = ["-O3", "-ffp-contract=fast", *openmp]
 if compiler_accepts(["-fno-tree-loop-distribute-patterns", "-Werror"]):
     cxx_flags.append("-fno-tree-loop-distribute-patterns")
+link_flags = list(openmp)
+# INCEPTION_DWCONV_SANITIZE=address: the C++ sources built with AddressSanitizer, for
+# scripts/asan_cpu.sh (the process that loads the library must preload libasan).
+if os.environ.get("INCEPTION_DWCONV_SANITIZE", "").strip() == "address":
+    cxx_flags += ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
+    link_flags += ["-fsanitize=address"]
 
 if want_cuda() and cuda_sources:
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
@@ -126,9 +132,9 @@ if want_cuda() and cuda_sources:
         "inception_dwconv._C",
         cpu_sources + cuda_sources,
         extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--use_fast_math", "-lineinfo"]},
-        extra_link_args=openmp,
+        extra_link_args=link_flags,
     )
 else:
-    ext = CppExtension("inception_dwconv._C", cpu_sources, extra_compile_args=cxx_flags, extra_link_args=openmp)
+    ext = CppExtension("inception_dwconv._C", cpu_sources, extra_compile_args=cxx_flags, extra_link_args=link_flags)
 
 setup(ext_modules=[ext], cmdclass={"build_ext": BuildExtension})
