@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 py=${1:-}
 if [[ -z "$py" ]]; then py=.venv/bin/python; [[ -x "$py" ]] || py=python3; fi
-py=$(command -v "$py")
+# An absolute path (the build and the tests run in another directory); a venv's python is used
+# through its own path, not the file its symlink points to.
+if [[ "$py" == */* ]]; then py="$(cd "$(dirname "$py")" && pwd)/$(basename "$py")"; else py=$(command -v "$py"); fi
 shift || true
 
 cxx=${CXX:-c++}
