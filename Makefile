@@ -36,7 +36,7 @@ cmake-check: deps
 
 # The CPU kernels built with AddressSanitizer (in a scratch copy) and their tests run against them.
 asan-check: deps
-	bash scripts/asan_cpu.sh $(PY) -n 2
+	bash scripts/asan_cpu.sh $(PY)
 
 clean:
 	rm -rf build cmake-build *.egg-info inception_dwconv/*.so

@@ -8,8 +8,8 @@
 #   bash scripts/asan_cpu.sh [python] [extra pytest arguments]
 #
 # python defaults to .venv/bin/python (make deps), else python3; it needs torch and pytest. Needs a
-# GCC or Clang with libasan. With pytest-xdist (-n 2, as `make asan-check` runs it) a failure shows
-# as a crashed worker; run that test again without -n to read ASan's report. Triton is hidden from the run (its compiled module does not load under
+# GCC or Clang with libasan. ASan's report of a bad access ends the run; with pytest-xdist (-n N)
+# it shows only as a crashed worker: run that test again without -n to read the report. Triton is hidden from the run (its compiled module does not load under
 # ASan); the tests here do not use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
