@@ -1,6 +1,9 @@
 """InceptionDWConv2d: a drop-in replacement for the released / timm token mixer."""
+import warnings
+
 import torch
 from torch import nn
+from torch.nn.modules import module as _nn_module
 
 from . import backends
 from .functional import inception_dwconv
@@ -17,6 +20,25 @@ def branch_channels(in_channels: int, branch_ratio: float) -> int:
         raise ValueError(f"branch_ratio={branch_ratio} gives 3 * gc = {3 * gc} conv channels, more than "
                          f"in_channels={in_channels}")
     return gc
+
+
+# Hooks nn.Module runs when a module is called: the released module calls its convs, so hooks on
+# them (torch.nn.utils.prune, weight_norm and spectral_norm recompute the weight in a forward
+# pre-hook; feature extractors and model summaries use forward hooks) run there, and must here.
+_CONV_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+_GLOBAL_HOOKS = tuple(getattr(_nn_module, name, {}) for name in (
+    "_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_pre_hooks",
+    "_global_backward_hooks"))
+
+
+def _hooked(convs) -> bool:
+    """Whether calling these convs would run any hook (their own or a global one)."""
+    for conv in convs:
+        d = conv.__dict__
+        for name in _CONV_HOOKS:
+            if d.get(name):
+                return True
+    return any(_GLOBAL_HOOKS)
 
 
 def _weight_and_bias(conv: nn.Module):
@@ -85,10 +107,27 @@ class InceptionDWConv2d(nn.Module):
         # Submodules and parameters read from the dicts nn.Module keeps them in: nine lookups through
         # nn.Module.__getattr__ cost about 5 us a call, as much as the kernel on a small map.
         modules = self._modules
-        w_hw, b_hw = _weight_and_bias(modules["dwconv_hw"])
-        w_w, b_w = _weight_and_bias(modules["dwconv_w"])
-        w_h, b_h = _weight_and_bias(modules["dwconv_h"])
+        hw, w, h = modules["dwconv_hw"], modules["dwconv_w"], modules["dwconv_h"]
+        if _hooked((hw, w, h)):
+            return self._forward_through_convs(x, hw, w, h)
+        w_hw, b_hw = _weight_and_bias(hw)
+        w_w, b_w = _weight_and_bias(w)
+        w_h, b_h = _weight_and_bias(h)
         return inception_dwconv(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation=self.dilation, backend=self.backend)
+
+    @torch.jit.unused
+    def _forward_through_convs(self, x, hw, w, h):
+        """The released module's forward (split, the three convs called as modules, cat), so that
+        the hooks on the convs run as they do there; eager PyTorch speed."""
+        if not getattr(self, "_warned_hooks", False):
+            self._warned_hooks = True
+            warnings.warn("InceptionDWConv2d: its dwconv_hw / dwconv_w / dwconv_h convs have hooks (e.g. "
+                          "from torch.nn.utils.prune, weight_norm or spectral_norm, or module-wide ones), "
+                          "so it calls them as the released module does, at eager PyTorch speed, instead "
+                          "of the fused kernels. Remove the hooks (prune.remove, remove_weight_norm, "
+                          "handle.remove()) to get the fused path back.", RuntimeWarning, stacklevel=3)
+        x_id, x_hw, x_w, x_h = torch.split(x, self.split_indexes, dim=1)
+        return torch.cat((x_id, hw(x_hw), w(x_w), h(x_h)), dim=1)
 
     def __prepare_scriptable__(self):
         """Called by torch.jit.script: fixes the backend the scripted forward uses on CPU and on

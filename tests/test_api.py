@@ -3,10 +3,12 @@ torch.compile), backend choice, and clear errors on bad input."""
 import contextlib
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.prune  # noqa: F401 (torch.nn.utils does not import it)
 from torch import nn
 
 import inception_dwconv
@@ -91,6 +93,84 @@ def test_module_reads_parameters_as_the_convs_have_them_now(backend):
     assert len(g) == len(g_rel)
     for a, b in zip(g, g_rel):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def _released_and_ours(backend):
+    torch.manual_seed(0)
+    released = ReleasedInceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25).double()
+    ours = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).double()
+    ours.load_state_dict(released.state_dict())
+    return released, ours
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_pruned_convs_follow_their_hooks(backend):
+    """torch.nn.utils.prune recomputes a conv's weight in a forward pre-hook of the conv. The
+    released module calls its convs, so training weight_orig changes its output; ours must follow
+    (it once kept using the weight computed at pruning time), and warn that it runs unfused."""
+    released, ours = _released_and_ours(backend)
+    for m in (released, ours):
+        torch.nn.utils.prune.l1_unstructured(m.dwconv_hw, "weight", amount=0.5)
+        with torch.no_grad():
+            m.dwconv_hw.weight_orig.add_(0.75)  # after pruning: only the hook sees this
+    x = torch.randn(2, 40, 9, 12, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    with pytest.warns(RuntimeWarning, match="hooks"):
+        y = ours(x)
+    y_rel = released(x2)
+    torch.testing.assert_close(y, y_rel, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(y)
+    g = torch.autograd.grad(y, [x, *ours.parameters()], grad_out)
+    g_rel = torch.autograd.grad(y_rel, [x2, *released.parameters()], grad_out)
+    for a, b in zip(g, g_rel):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # Pruning made permanent: no hooks left, the fused path again, same numbers, no warning.
+    for m in (released, ours):
+        torch.nn.utils.prune.remove(m.dwconv_hw, "weight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(ours(x), released(x2), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_forward_hooks_on_convs_run_as_in_the_released_module(backend, monkeypatch):
+    released, ours = _released_and_ours(backend)
+    seen = {}
+
+    def hook(name):
+        def fn(module, inputs, output):
+            seen.setdefault(name, []).append((inputs[0].detach().clone(), output.detach().clone()))
+            return output * 2  # a hook may replace the output
+        return fn
+
+    handles = [released.dwconv_w.register_forward_hook(hook("released")),
+               ours.dwconv_w.register_forward_hook(hook("ours"))]
+    x = torch.randn(2, 40, 9, 12, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="hooks"):
+        y = ours(x)
+    torch.testing.assert_close(y, released(x), rtol=1e-12, atol=1e-12)
+    assert len(seen["ours"]) == len(seen["released"]) == 1
+    for a, b in zip(seen["ours"][0], seen["released"][0]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for handle in handles:
+        handle.remove()
+    # Hooks registered for every module (torch.nn.modules.module.register_module_forward_hook)
+    # see the convs called too.
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, inputs, output: calls.append(type(module).__name__))
+    try:
+        ours(x)
+    finally:
+        handle.remove()
+    assert calls.count("Conv2d") == 3
+    # Without hooks the fused function runs, once per call.
+    import inception_dwconv.module as module_mod
+    fused_calls = []
+    real = module_mod.inception_dwconv
+    monkeypatch.setattr(module_mod, "inception_dwconv", lambda *a, **k: fused_calls.append(1) or real(*a, **k))
+    torch.testing.assert_close(ours(x), released(x), rtol=1e-12, atol=1e-12)
+    assert fused_calls == [1]
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
