@@ -31,9 +31,15 @@ _GLOBAL_HOOKS = tuple(getattr(_nn_module, name, {}) for name in (
     "_global_backward_hooks"))
 
 
-def _hooked(convs) -> bool:
-    """Whether calling these convs would run any hook (their own or a global one)."""
+def _called_convs_differ(convs) -> bool:
+    """Whether calling these convs could compute something other than the fused op: a hook would
+    run (their own or a global one), or a conv has a forward of its own (a QAT conv's fake-quantized
+    weight, a quantized conv, any subclass that overrides forward; a parametrized conv keeps
+    nn.Conv2d's forward and reads its computed weight through the attribute)."""
+    conv2d_forward = nn.Conv2d.forward
     for conv in convs:
+        if getattr(type(conv), "forward", None) is not conv2d_forward:
+            return True
         d = conv.__dict__
         for name in _CONV_HOOKS:
             if d.get(name):
@@ -108,7 +114,7 @@ class InceptionDWConv2d(nn.Module):
         # nn.Module.__getattr__ cost about 5 us a call, as much as the kernel on a small map.
         modules = self._modules
         hw, w, h = modules["dwconv_hw"], modules["dwconv_w"], modules["dwconv_h"]
-        if _hooked((hw, w, h)):
+        if _called_convs_differ((hw, w, h)):
             return self._forward_through_convs(x, hw, w, h)
         w_hw, b_hw = _weight_and_bias(hw)
         w_w, b_w = _weight_and_bias(w)
@@ -118,14 +124,16 @@ class InceptionDWConv2d(nn.Module):
     @torch.jit.unused
     def _forward_through_convs(self, x, hw, w, h):
         """The released module's forward (split, the three convs called as modules, cat), so that
-        the hooks on the convs run as they do there; eager PyTorch speed."""
+        hooks on the convs and convs with a forward of their own run as they do there; eager
+        PyTorch speed."""
         if not getattr(self, "_warned_hooks", False):
             self._warned_hooks = True
             warnings.warn("InceptionDWConv2d: its dwconv_hw / dwconv_w / dwconv_h convs have hooks (e.g. "
-                          "from torch.nn.utils.prune, weight_norm or spectral_norm, or module-wide ones), "
-                          "so it calls them as the released module does, at eager PyTorch speed, instead "
-                          "of the fused kernels. Remove the hooks (prune.remove, remove_weight_norm, "
-                          "handle.remove()) to get the fused path back.", RuntimeWarning, stacklevel=3)
+                          "from torch.nn.utils.prune, weight_norm or spectral_norm, or module-wide ones) "
+                          "or a forward other than nn.Conv2d's (e.g. QAT or quantized convs), so it calls "
+                          "them as the released module does, at eager PyTorch speed, instead of the fused "
+                          "kernels. Remove the hooks (prune.remove, remove_weight_norm, handle.remove()) "
+                          "to get the fused path back.", RuntimeWarning, stacklevel=3)
         x_id, x_hw, x_w, x_h = torch.split(x, self.split_indexes, dim=1)
         return torch.cat((x_id, hw(x_hw), w(x_w), h(x_h)), dim=1)
 

@@ -173,6 +173,28 @@ def test_forward_hooks_on_convs_run_as_in_the_released_module(backend, monkeypat
     assert fused_calls == [1]
 
 
+class _HalvedWeightConv2d(nn.Conv2d):
+    """A conv with a forward of its own (as QAT convs fake-quantize their weight in forward)."""
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * 0.5, self.bias)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_convs_with_their_own_forward_are_called(backend):
+    released, ours = _released_and_ours(backend)
+    for m in (released, ours):
+        old = m.dwconv_w
+        new = _HalvedWeightConv2d(old.in_channels, old.out_channels, old.kernel_size, padding=old.padding,
+                                  groups=old.groups).double()
+        new.load_state_dict(old.state_dict())
+        m.dwconv_w = new
+    x = torch.randn(2, 40, 9, 12, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="forward other than"):
+        y = ours(x)
+    torch.testing.assert_close(y, released(x), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
