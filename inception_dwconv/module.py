@@ -31,7 +31,7 @@ _GLOBAL_HOOKS = tuple(getattr(_nn_module, name, {}) for name in (
     "_global_backward_hooks"))
 
 
-def _called_convs_differ(convs) -> bool:
+def _called_convs_differ(convs, module_wide: bool = True) -> bool:
     """Whether calling these convs could compute something other than the fused op: a hook would
     run (their own or a global one), or a conv has a forward of its own (a QAT conv's fake-quantized
     weight, a quantized conv, any subclass that overrides forward; a parametrized conv keeps
@@ -44,7 +44,7 @@ def _called_convs_differ(convs) -> bool:
         for name in _CONV_HOOKS:
             if d.get(name):
                 return True
-    return any(_GLOBAL_HOOKS)
+    return module_wide and any(_GLOBAL_HOOKS)
 
 
 def _weight_and_bias(conv: nn.Module):
@@ -140,6 +140,13 @@ class InceptionDWConv2d(nn.Module):
     def __prepare_scriptable__(self):
         """Called by torch.jit.script: fixes the backend the scripted forward uses on CPU and on
         CUDA tensors ("" where this module's backend does not run there or is not available)."""
+        if _called_convs_differ((self.dwconv_hw, self.dwconv_w, self.dwconv_h), module_wide=False):
+            # The scripted forward calls the fused op with the convs' weights; it cannot run their
+            # hooks or their own forward as the eager module does (module-wide Python hooks do not
+            # run in TorchScript for any module, so they are no reason to refuse).
+            raise RuntimeError("InceptionDWConv2d: cannot script a module whose dwconv_hw / dwconv_w / "
+                               "dwconv_h convs have hooks (e.g. torch.nn.utils.prune's) or a forward other "
+                               "than nn.Conv2d's; remove the hooks (prune.remove, ...) first")
         resolved = []
         for device_type in ("cpu", "cuda"):
             try:

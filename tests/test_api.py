@@ -124,12 +124,16 @@ def test_pruned_convs_follow_their_hooks(backend):
     g_rel = torch.autograd.grad(y_rel, [x2, *released.parameters()], grad_out)
     for a, b in zip(g, g_rel):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # The scripted forward calls the op directly and could not run the hook: scripting refuses.
+    with pytest.raises(RuntimeError, match="cannot script"):
+        torch.jit.script(ours)
     # Pruning made permanent: no hooks left, the fused path again, same numbers, no warning.
     for m in (released, ours):
         torch.nn.utils.prune.remove(m.dwconv_hw, "weight")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         torch.testing.assert_close(ours(x), released(x2), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.jit.script(ours)(x), released(x2), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
