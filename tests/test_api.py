@@ -39,6 +39,16 @@ class ReleasedInceptionDWConv2d(nn.Module):
         return torch.cat((x_id, self.dwconv_hw(x_hw), self.dwconv_w(x_w), self.dwconv_h(x_h)), dim=1)
 
 
+def assert_same_grads(y, inputs, y_rel, inputs_rel):
+    """The gradients of y and y_rel for one random grad_out, input by input, to fp64 precision."""
+    grad_out = torch.randn_like(y)
+    g = torch.autograd.grad(y, inputs, grad_out)
+    g_rel = torch.autograd.grad(y_rel, inputs_rel, grad_out)
+    assert len(g) == len(g_rel)
+    for a, b in zip(g, g_rel):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("C,K,ratio", [(96, 11, 0.125), (40, 9, 0.25), (100, 11, 0.125)])
 def test_state_dict_round_trip_and_same_numbers(C, K, ratio, backend):
@@ -57,11 +67,7 @@ def test_state_dict_round_trip_and_same_numbers(C, K, ratio, backend):
     x2 = x.detach().clone().requires_grad_()
     y, y_rel = ours(x), released(x2)
     torch.testing.assert_close(y, y_rel, rtol=1e-12, atol=1e-12)
-    grad_out = torch.randn_like(y)
-    g = torch.autograd.grad(y, [x, *ours.parameters()], grad_out)
-    g_rel = torch.autograd.grad(y_rel, [x2, *released.parameters()], grad_out)
-    for a, b in zip(g, g_rel):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert_same_grads(y, [x, *ours.parameters()], y_rel, [x2, *released.parameters()])
 
 
 class _Doubled(nn.Module):
@@ -87,12 +93,7 @@ def test_module_reads_parameters_as_the_convs_have_them_now(backend):
     torch.testing.assert_close(ours(x), released(x), rtol=1e-12, atol=1e-12)
     xg, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
     y, y_rel = ours(xg), released(xr)
-    grad_out = torch.randn_like(y)
-    g = torch.autograd.grad(y, [xg, *ours.parameters()], grad_out)
-    g_rel = torch.autograd.grad(y_rel, [xr, *released.parameters()], grad_out)
-    assert len(g) == len(g_rel)
-    for a, b in zip(g, g_rel):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert_same_grads(y, [xg, *ours.parameters()], y_rel, [xr, *released.parameters()])
 
 
 def _released_and_ours(backend):
@@ -119,11 +120,7 @@ def test_pruned_convs_follow_their_hooks(backend):
         y = ours(x)
     y_rel = released(x2)
     torch.testing.assert_close(y, y_rel, rtol=1e-12, atol=1e-12)
-    grad_out = torch.randn_like(y)
-    g = torch.autograd.grad(y, [x, *ours.parameters()], grad_out)
-    g_rel = torch.autograd.grad(y_rel, [x2, *released.parameters()], grad_out)
-    for a, b in zip(g, g_rel):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert_same_grads(y, [x, *ours.parameters()], y_rel, [x2, *released.parameters()])
     # The scripted forward calls the op directly and could not run the hook: scripting refuses.
     with pytest.raises(RuntimeError, match="cannot script"):
         torch.jit.script(ours)
