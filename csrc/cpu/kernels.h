@@ -94,6 +94,9 @@ __attribute__((always_inline)) inline bool copy_short_vectors(T* dst, const T* s
   return false;
 }
 
+// Same-type runs of at least this many values are copied by memcpy (copy_run, copy_rows).
+constexpr int64_t kMemcpyMin = 256;
+
 // dst[v * stride] = src[v] for v < n, converting. Runs here are often short (a pixel's 12 channels,
 // a 7-pixel row): same-type float / double runs take copy_short_vectors, long ones memcpy, the rest
 // an inline loop (the build passes -fno-tree-loop-distribute-patterns so the compiler keeps it).
@@ -101,7 +104,7 @@ template <typename dst_t, typename src_t>
 inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t src_stride, int64_t n) {
   if (dst_stride == 1 && src_stride == 1) {
     if constexpr (std::is_same_v<dst_t, src_t>) {
-      if (n >= 256) {
+      if (n >= kMemcpyMin) {
         std::memcpy(dst, src, sizeof(src_t) * n);
         return;
       }
@@ -121,7 +124,7 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
 template <typename dst_t, typename src_t>
 inline void copy_rows(dst_t* dst, int64_t dst_step, const src_t* src, int64_t src_step, int64_t rows, int64_t n) {
   if constexpr (std::is_same_v<dst_t, src_t> && (std::is_same_v<src_t, float> || std::is_same_v<src_t, double>)) {
-    if (n >= 16 / static_cast<int64_t>(sizeof(src_t)) && n < 256) {
+    if (n >= 16 / static_cast<int64_t>(sizeof(src_t)) && n < kMemcpyMin) {
       for (int64_t r = 0; r < rows; ++r) copy_short_vectors(dst + r * dst_step, src + r * src_step, n);
       return;
     }
@@ -546,9 +549,9 @@ void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int6
       for (int i = 0; i < nb; ++i) copy_rows(dst[i], gc, src + g.branch_start(which[i]), s.w, g.W, gc);
       continue;
     }
-    for (int64_t w = 0; w < g.W; ++w) {
+    for (int64_t w = 0; w < g.W; ++w) {  // identity wanted, rows not dense: pixel by pixel
       const scalar_t* px = src + w * s.w;
-      if (identity) copy_run(id_dst + hi * ds.h + w * ds.w, 1, px, 1, g.c_id);
+      copy_run(id_dst + hi * ds.h + w * ds.w, 1, px, 1, g.c_id);
       for (int i = 0; i < nb; ++i) copy_run(dst[i] + w * gc, 1, px + g.branch_start(which[i]), 1, gc);
     }
   }
