@@ -38,7 +38,7 @@ def _called_convs_differ(convs, module_wide: bool = True) -> bool:
     nn.Conv2d's forward and reads its computed weight through the attribute)."""
     conv2d_forward = nn.Conv2d.forward
     for conv in convs:
-        if getattr(type(conv), "forward", None) is not conv2d_forward:
+        if type(conv).forward is not conv2d_forward:
             return True
         d = conv.__dict__
         for name in _CONV_HOOKS:
