@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, time-boxed stage by stage (for a machine with a CUDA GPU and torch already
-# installed, no network). Stages, in this order (default: all of them):
+# installed, no network). Stages, run in the order given (default: all of them, in this order):
 #   build     pip install -e . against the torch that is there, CUDA part for this GPU's arch only
 #   profile   scripts/gpu_profile.py: host vs kernel time per call, per backend
 #   test      the whole test suite on the GPU (pytest-xdist when present; failures logged live)
@@ -10,12 +10,13 @@
 #   bash scripts/gpu_check.sh [stage ...]
 # Logs go to benchmarks/results/gpu-<date>/, or to $OUT when set (the device tool): there as
 # summary.txt plus logs.tgz (rewritten after each stage, so a run cut short keeps what it did).
-# With 15 minutes of device time (machine start included), two calls fit, e.g.
-#   PROFILE_S=150 TEST_S=270 bash scripts/gpu_check.sh build profile test          (~460 s)
-#   SWEEP_S=160 BENCH_S=130 bash scripts/gpu_check.sh build sweep bench            (~330 s)
-# on the same warm machine (its build is then a no-op); add "sanitize" when csrc/cuda changed.
+# With 15 minutes of device time (machine start included) and a machine that goes back after 30 s
+# idle, plan on one call of at most 10 minutes, the most needed stages first, e.g.
+#   BUILD_S=60 TEST_S=220 BENCH_S=160 SANITIZE_S=40 PROFILE_S=60 \
+#   PROFILE_ARGS="--backends triton,triton-split --modes fwdbwd" \
+#   bash scripts/gpu_check.sh build test bench sanitize profile                    (<= 580 s)
 # Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S (stage limits, seconds),
-#   PYTHON, MAX_JOBS, TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).
+#   PROFILE_ARGS (scripts/gpu_profile.py flags), PYTHON, MAX_JOBS, TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
@@ -26,7 +27,6 @@ mkdir -p "$dir"
 t0=$SECONDS
 log() { echo "== [$((SECONDS - t0)) s] $*" | tee -a "$dir/summary.txt"; }
 save() { [ -n "${OUT:-}" ] && { cp "$dir/summary.txt" "$OUT/"; tar czf "$OUT/logs.tgz" -C "$dir" .; }; true; }
-has() { case " $stages " in *" $1 "*) return 0;; esac; return 1; }
 # step NAME LIMIT_S LOGFILE CMD...: run CMD under its time limit, output to LOGFILE, log rc, save
 step() {
   local name=$1 limit=$2 file=$3; shift 3
@@ -44,7 +44,7 @@ step() {
   echo "stages: $stages"
 } 2>&1 | tee "$dir/summary.txt"
 
-if has build; then
+stage_build() {
   # this GPU's architecture only: half the nvcc time of the default "8.0;9.0"
   arch=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability(0))" 2>/dev/null)
   log "build (TORCH_CUDA_ARCH_LIST=${arch:-default})"
@@ -59,13 +59,15 @@ if has build; then
       $PY -m pip install --no-build-isolation --no-deps -e . >> "$dir/build.log" 2>&1
     log "cpu-only build rc=$?"
   fi
-fi
-$PY -c "import inception_dwconv as i; print('available backends:', i.available_backends())" 2>&1 | tee -a "$dir/summary.txt"
-save
+  $PY -c "import inception_dwconv as i; print('available backends:', i.available_backends())" 2>&1 | tee -a "$dir/summary.txt"
+  save
+}
 
-has profile && step profile "${PROFILE_S:-150}" profile.log $PY scripts/gpu_profile.py --out "$dir/profile.txt"
+stage_profile() {
+  step profile "${PROFILE_S:-150}" profile.log $PY scripts/gpu_profile.py ${PROFILE_ARGS:-} --out "$dir/profile.txt"
+}
 
-if has test; then
+stage_test() {
   log "tests"
   xdist=$($PY -c "import xdist" 2>/dev/null && echo "-n ${XDIST_N:-14}")
   to=$($PY -c "import pytest_timeout" 2>/dev/null && echo "--timeout 150")
@@ -76,25 +78,35 @@ if has test; then
   grep -E "^(FAILED|ERROR)" "$dir/pytest.log" | head -30 | tee -a "$dir/summary.txt"
   [ -f "$dir/durations.txt" ] && sort -rn "$dir/durations.txt" | head -5 | sed 's/^/  slowest: /' >> "$dir/summary.txt"
   save
-fi
+}
 
-if has sanitize && command -v compute-sanitizer >/dev/null; then
+stage_sanitize() {
+  command -v compute-sanitizer >/dev/null || { log "compute-sanitizer not found"; return; }
   for tool in memcheck racecheck; do
     timeout "${SANITIZE_S:-120}" compute-sanitizer --tool $tool --error-exitcode 9 $PY scripts/cuda_sanitize.py \
       > "$dir/sanitize-$tool.log" 2>&1
     log "compute-sanitizer $tool rc=$? : $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$dir/sanitize-$tool.log" | tail -1)"
   done
   save
-fi
+}
 
-has sweep && step "triton plan sweep" "${SWEEP_S:-300}" sweep.log $PY scripts/triton_sweep.py --out "$dir/sweep.txt"
+stage_sweep() {
+  step "triton plan sweep" "${SWEEP_S:-300}" sweep.log $PY scripts/triton_sweep.py --out "$dir/sweep.txt"
+}
 
-if has bench; then
+stage_bench() {
   backends="reference,$($PY -c "import inception_dwconv as i; print(','.join(b for b in ('triton','cuda') if b in i.available_backends()))")"
   step benchmark "${BENCH_S:-300}" bench.txt $PY -m inception_dwconv.bench --device cuda \
     ${BENCH_WORKLOADS:---preset tiny --batch 128} --dtype fp32,bf16 --layout nchw,channels_last \
     --mode fwd,fwdbwd --backends "$backends" --csv "$dir/bench.csv"
-fi
+}
+
+for s in $stages; do
+  case $s in
+    build|profile|test|sanitize|sweep|bench) "stage_$s";;
+    *) log "unknown stage: $s";;
+  esac
+done
 log "done"
 save
 [ -f "$dir/profile.txt" ] && tail -20 "$dir/profile.txt"
