@@ -81,10 +81,7 @@ def compiler_accepts(flags, source="int f() { return 0; }\n") -> bool:
     """Whether the C++ compiler setuptools will use compiles and links `source` with `flags`
     (Apple clang, for one, has no -fopenmp)."""
     try:
-        from setuptools._distutils.ccompiler import new_compiler
-        from setuptools._distutils.sysconfig import customize_compiler
-        cc = new_compiler()
-        customize_compiler(cc)
+        cc = _new_compiler()
     except Exception:  # noqa: BLE001 - no way to ask: assume yes, as before the probe existed
         return True
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,6 +108,77 @@ def openmp_flags():
     return []
 
 
+_LIBSTDCXX_PROBE = """
+#include <sstream>
+#include <string>
+extern "C" int probe_format(long v) {
+  std::ostringstream ss;
+  ss << v;
+  return static_cast<int>(ss.str().size());
+}
+"""
+_OSTREAM_LONG = "_ZNSo9_M_insertIlEERSoT_"  # std::ostream::_M_insert<long>, defined in libstdc++
+
+
+def _new_compiler():
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+    cc = new_compiler()
+    customize_compiler(cc)
+    return cc
+
+
+def _own_libstdcxx(cc, tmp, name, link_args):
+    """Links the probe as the extension will be linked (a C++ shared object) and says whether it
+    carries its own copy of libstdc++ (True), uses the process's (False), or cannot tell (None)."""
+    import ctypes
+    src = os.path.join(tmp, name + ".cpp")
+    with open(src, "w") as f:
+        f.write(_LIBSTDCXX_PROBE)
+    so = os.path.join(tmp, name + ".so")
+    objs = cc.compile([src], output_dir=os.path.join(tmp, name), extra_postargs=["-fPIC"])
+    cc.link_shared_object(objs, so, target_lang="c++", extra_postargs=list(link_args))
+    ours = ctypes.CDLL(so)
+    process = ctypes.CDLL("libstdc++.so.6")
+    a = ctypes.cast(getattr(ours, _OSTREAM_LONG), ctypes.c_void_p).value
+    b = ctypes.cast(getattr(process, _OSTREAM_LONG), ctypes.c_void_p).value
+    return None if not (a and b) else a != b
+
+
+def libstdcxx_link_args():
+    """Link arguments that keep the extension on the libstdc++ that torch's process loads.
+
+    A compiler that finds no shared libstdc++ (seen on a GPU image whose g++ wrapper had only
+    libstdc++.a in its library path) links a private static copy into the extension. Both copies
+    then serve one process, and the first std::ostream that formats a number in the extension -
+    the message of a failed argument check - crashes (its locale facets belong to the other
+    copy). This links a probe the way the extension is linked and, if the probe carries its own
+    copy, names the process's shared libstdc++ on the link line, which then provides those
+    symbols. Linux only; anywhere else, or if the probe cannot be built, nothing is added."""
+    if not sys.platform.startswith("linux") or os.environ.get("INCEPTION_DWCONV_LIBSTDCXX_CHECK") == "0":
+        return []
+    try:
+        with open("/proc/self/maps") as f:
+            loaded = sorted({line.split()[-1] for line in f if "/libstdc++.so" in line})
+        with tempfile.TemporaryDirectory() as tmp:
+            cc = _new_compiler()
+            if not _own_libstdcxx(cc, tmp, "plain", []):
+                return []
+            if loaded and _own_libstdcxx(cc, tmp, "fixed", [loaded[0]]) is False:
+                print(f"inception_dwconv: the C++ compiler links libstdc++ statically; linking "
+                      f"{loaded[0]} instead (the libstdc++ this Python process uses)", file=sys.stderr)
+                return [loaded[0]]
+    except Exception as exc:  # noqa: BLE001 - the probe is a safeguard, not a requirement
+        print(f"inception_dwconv: could not check how libstdc++ is linked ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return []
+    print("inception_dwconv: WARNING: the C++ compiler links a private static copy of libstdc++ into "
+          "the extension and no shared libstdc++ could replace it; error messages from the "
+          "extension may crash the process. Set CXX to a compiler with a shared libstdc++.",
+          file=sys.stderr)
+    return []
+
+
 openmp = openmp_flags()
 # The C++ standard is the one BuildExtension picks for this torch. fp-contract=fast lets the
 # compiler fuse multiply-adds (ISO C++ mode turns that off by default); the kernels' short copy
@@ -119,7 +187,7 @@ openmp = openmp_flags()
 cxx_flags = ["-O3", "-ffp-contract=fast", *openmp]
 if compiler_accepts(["-fno-tree-loop-distribute-patterns", "-Werror"]):
     cxx_flags.append("-fno-tree-loop-distribute-patterns")
-link_flags = list(openmp)
+link_flags = list(openmp) + libstdcxx_link_args()
 # INCEPTION_DWCONV_SANITIZE=address: the C++ sources built with AddressSanitizer, for
 # scripts/asan_cpu.sh (the process that loads the library must preload libasan).
 if os.environ.get("INCEPTION_DWCONV_SANITIZE", "").strip() == "address":

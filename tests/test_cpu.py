@@ -146,21 +146,35 @@ def test_raw_op_checks():
     x = torch.randn(1, 8, 5, 5)
     w3, w1k, wk1 = torch.randn(2, 1, 3, 3), torch.randn(2, 1, 1, 5), torch.randn(2, 1, 5, 1)
     op = torch.ops.inception_dwconv.fused_forward
-    with pytest.raises(RuntimeError, match="4-D"):
+    # the messages' numbers are matched too: a build that linked its own static libstdc++
+    # printed them as nothing (or crashed; see setup.py, libstdcxx_link_args)
+    with pytest.raises(RuntimeError, match="4-D .* got 3-D"):
         op(x[0], w3, None, w1k, None, wk1, None, 1)
-    with pytest.raises(RuntimeError, match="odd"):
+    with pytest.raises(RuntimeError, match=r"odd kernel sizes, got \[2, 1, 2, 2\]"):
         op(x, torch.randn(2, 1, 2, 2), None, w1k, None, wk1, None, 1)
-    with pytest.raises(RuntimeError, match="channels"):
+    with pytest.raises(RuntimeError, match="x has 5 channels but the conv branches need 3 \\* 2 = 6"):
         op(torch.randn(1, 5, 5, 5), w3, None, w1k, None, wk1, None, 1)
     with pytest.raises(RuntimeError, match="dtype"):
         op(x.double(), w3, None, w1k, None, wk1, None, 1)
-    with pytest.raises(RuntimeError, match="dilation"):
+    with pytest.raises(RuntimeError, match="dilation must be >= 1, got 0"):
         op(x, w3, None, w1k, None, wk1, None, 0)
-    with pytest.raises(RuntimeError, match="bias_w"):
+    with pytest.raises(RuntimeError, match=r"bias_w must have shape \(2\), got \[3\]"):
         op(x, w3, None, w1k, torch.randn(3), wk1, None, 1)
     with pytest.raises(RuntimeError, match="grad_out"):
         torch.ops.inception_dwconv.fused_backward(torch.randn(1, 8, 5, 4), x, w3, w1k, wk1, 1, True, True)
 
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checks the ELF libstdc++ of Linux builds")
+def test_extension_uses_the_process_libstdcxx():
+    # A private static libstdc++ inside _C (a compiler with only libstdc++.a, as on one GPU image)
+    # broke every number formatted in an error message; setup.py links the shared one instead.
+    import ctypes
+    import importlib.util
+    so = importlib.util.find_spec("inception_dwconv._C").origin
+    symbol = "_ZNSo9_M_insertIlEERSoT_"  # std::ostream::_M_insert<long>
+    ours = ctypes.cast(getattr(ctypes.CDLL(so), symbol), ctypes.c_void_p).value
+    process = ctypes.cast(getattr(ctypes.CDLL("libstdc++.so.6"), symbol), ctypes.c_void_p).value
+    assert ours == process, f"{so} carries its own copy of libstdc++ ({ours:#x} vs {process:#x})"
 
 def test_baseline_isa_kernels_match_reference():
     # The AVX2 loops run on this machine; the baseline-ISA build of the same loops must be right too.
