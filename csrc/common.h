@@ -64,7 +64,7 @@ inline void check_bias(const at::Tensor& x, const std::optional<at::Tensor>& b, 
 inline Geometry make_geometry(const at::Tensor& x, const at::Tensor& w_hw, const at::Tensor& w_w,
                               const at::Tensor& w_h, int64_t dilation) {
   TORCH_CHECK(x.dim() == 4, "x must be 4-D (N, C, H, W), got ", x.dim(), "-D");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "x must be a floating-point tensor, got ", x.scalar_type());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "x has dtype ", x.scalar_type(), "; a floating-point dtype is needed");
   check_weight(x, w_hw, "weight_hw");
   check_weight(x, w_w, "weight_w");
   check_weight(x, w_h, "weight_h");

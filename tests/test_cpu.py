@@ -156,6 +156,8 @@ def test_raw_op_checks():
         op(torch.randn(1, 5, 5, 5), w3, None, w1k, None, wk1, None, 1)
     with pytest.raises(RuntimeError, match="dtype"):
         op(x.double(), w3, None, w1k, None, wk1, None, 1)
+    with pytest.raises(RuntimeError, match="x has dtype Int; a floating-point dtype is needed"):
+        op(x.int(), w3.int(), None, w1k.int(), None, wk1.int(), None, 1)
     with pytest.raises(RuntimeError, match="dilation must be >= 1, got 0"):
         op(x, w3, None, w1k, None, wk1, None, 0)
     with pytest.raises(RuntimeError, match=r"bias_w must have shape \(2\), got \[3\]"):
