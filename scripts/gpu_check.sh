@@ -13,7 +13,7 @@
 # With 15 minutes of device time (machine start included) and a machine that goes back after 30 s
 # idle, plan on one call of at most 10 minutes, the most needed stages first, e.g.
 #   BUILD_S=60 TEST_S=220 BENCH_S=160 SANITIZE_S=40 PROFILE_S=60 \
-#   PROFILE_ARGS="--backends triton,triton-split --modes fwdbwd" \
+#   PROFILE_ARGS="--backends triton,triton-fused --modes fwdbwd" \
 #   bash scripts/gpu_check.sh build test bench sanitize profile                    (<= 580 s)
 # Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S (stage limits, seconds),
 #   PROFILE_ARGS (scripts/gpu_profile.py flags), PYTHON, MAX_JOBS, TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).

@@ -6,12 +6,15 @@ and GPU kernel time per call (torch.profiler), with the kernels that take most o
 
 When "wall" is well above "gpu", the call is bound by host work (Python, autograd, launches), and
 a kernel change will not show in the benchmark; when they are close, the kernels are the cost.
-"triton-split" is the Triton backend with launch.BACKWARD_MODE = "split" (grad_x by the forward
-kernel, weight grads by their own kernel) instead of the default fused backward.
+"triton-fused" is the Triton backend with launch.BACKWARD_MODE = "fused" (grad_x and the weight
+partials in one kernel) instead of the default split backward (grad_x by the forward kernel, weight
+grads by their own kernel).
 InceptionNeXt-T stage shapes. Needs a CUDA GPU (the profiler's CUDA activity).
 """
 import argparse
 import collections
+import cProfile
+import pstats
 import sys
 import time
 
@@ -41,7 +44,7 @@ def make(N, C, H, dtype, layout):
 def step_fn(backend, mode, x, g, params):
     if backend.startswith("triton"):
         from inception_dwconv.backends.triton import launch
-        launch.BACKWARD_MODE = "split" if backend == "triton-split" else "fused"
+        launch.BACKWARD_MODE = "fused" if backend == "triton-fused" else "split"
         backend = "triton"
     if backend == "reference":
         def f(xx, pp):
@@ -91,26 +94,65 @@ def measure(run, iters=20):
     return enqueue_ms, wall_ms, gpu_ms, n_kernels, top
 
 
+def host_profile(emit, backend, x, g, params, calls):
+    """cProfile of the host side of a forward call and of a direct backend backward call (the
+    autograd engine runs a CUDA backward on its own thread, where cProfile does not look), on the
+    main thread: where the enqueue time of one call goes."""
+    name = "triton" if backend.startswith("triton") else backend
+    step_fn(backend, "fwd", x, g, params)  # sets the Triton backward mode
+    mod = inception_dwconv.backends.get(name)
+    w_hw, b_hw, w_w, b_w, w_h, b_h = params
+    calls_by_part = {
+        "forward": lambda: inception_dwconv.inception_dwconv(x, *params, backend=name),
+        "backward": lambda: mod.backward(g, x, w_hw, w_w, w_h, 1, True, True),
+    }
+    for part, fn in calls_by_part.items():
+        for _ in range(5):
+            fn()
+        torch.cuda.synchronize()
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        for _ in range(calls):
+            fn()
+        prof.disable()
+        t1 = time.perf_counter()
+        torch.cuda.synchronize()
+        emit(f"## host profile: {backend} {part}, {x.shape[-1]}x{x.shape[-1]} {x.dtype}: "
+             f"{(t1 - t0) / calls * 1e3:.3f} ms per call under cProfile; per call, in us: own time, "
+             f"with callees, calls")
+        stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, ncalls, tottime, cumtime, callers)}
+        for (file, line, func), (_, ncalls, tottime, cumtime, _) in sorted(
+                stats.items(), key=lambda kv: -kv[1][2])[:15]:
+            where = func if file == "~" else f"{file.split('site-packages/')[-1]}:{line}({func})"
+            emit(f"   {tottime / calls * 1e6:8.1f} {cumtime / calls * 1e6:8.1f} {ncalls / calls:5.1f}  {where}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--backends", default="reference,cuda,triton,triton-split")
+    ap.add_argument("--backends", default="reference,cuda,triton,triton-fused")
     ap.add_argument("--modes", default="fwd,fwdbwd")
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--layouts", default="nchw,channels_last")
+    ap.add_argument("--stages", default="56,28,14,7", help="comma list of map sizes (H = W) to run")
+    ap.add_argument("--host-profile", type=int, default=0, metavar="CALLS",
+                    help="then cProfile the host side of CALLS forward calls and CALLS direct backward "
+                         "calls per backend at the smallest stage (fp32, NCHW)")
     ap.add_argument("--out", default=None, help="also write the lines to this file")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA GPU")
     avail = inception_dwconv.available_backends()
     backends = [b for b in args.backends.split(",")
-                if b == "reference" or b in avail or (b == "triton-split" and "triton" in avail)]
+                if b == "reference" or b in avail or (b == "triton-fused" and "triton" in avail)]
     emit = Tee(args.out)
 
     emit(f"# {torch.cuda.get_device_name()} torch {torch.__version__}; times per call in ms; "
          f"gpu = sum of kernel times (profiler); top = the 3 kernels with most time")
     emit("shape dtype layout backend mode | enqueue wall gpu kernels | top")
-    for C, H in STAGES:
+    stages = [(C, H) for C, H in STAGES if str(H) in args.stages.split(",")]
+    for C, H in stages:
         for dname in args.dtypes.split(","):
             for layout in args.layouts.split(","):
                 x, g, params = make(args.batch, C, H, DTYPES[dname], layout)
@@ -126,6 +168,11 @@ def main(argv=None):
                         emit(f"{args.batch}x{C}x{H}x{H} {dname} {layout} {backend} {mode} | "
                              f"{enq:.3f} {wall:.3f} {gpu:.3f} {nk:.0f} | {tops}")
                 del x, g, params
+    if args.host_profile > 0 and stages:
+        C, H = stages[-1]
+        x, g, params = make(args.batch, C, H, torch.float32, "nchw")
+        for backend in backends:
+            host_profile(emit, backend, x, g, params, args.host_profile)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""The Triton backend: one fused launch for the forward, one for the backward (grad_x and the
-weight/bias partials together). Kernels in ``kernels.py``, launchers and tile heuristics in
-``launch.py``; both are imported lazily so that this package imports without Triton, and so
-that TRITON_INTERPRET (read by ``triton.jit`` at decoration time) is honoured.
+"""The Triton backend: one fused launch for the forward; the backward is two launches, grad_x (the
+forward kernel with flipped taps) and the weight/bias partials, then a fixed-order reduction.
+Kernels in ``kernels.py``, launchers and tile heuristics in ``launch.py``; both are imported lazily
+so that this package imports without Triton, and so that TRITON_INTERPRET (read by ``triton.jit``
+at decoration time) is honoured.
 
 Runs on CUDA tensors, and on CPU tensors only under the Triton interpreter (TRITON_INTERPRET=1),
 which is a testing aid (slow: each program costs tens of milliseconds of Python).
