@@ -200,6 +200,10 @@ def main(argv=None):
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.device not in ("cuda", "cpu") and not args.device.startswith("cuda:"):
+        p.error(f"--device must be cuda, cpu or auto, got {args.device!r}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA GPU is usable here (torch.cuda.is_available() is False)")
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     if gpu:

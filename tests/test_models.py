@@ -401,3 +401,23 @@ def test_training_follows_reference_mixer(backend, dtype):
     tol_early, tol_all = CONVERGENCE_RTOL[dtype]
     assert early <= tol_early, f"first 20 steps: max relative loss difference {early:.3e} > {tol_early:.0e}"
     assert overall <= tol_all, f"max relative loss difference {overall:.3e} > {tol_all:.0e}"
+
+
+def _bench_models_module():
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_models.py")
+    spec = importlib.util.spec_from_file_location("bench_models", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda"])
+def test_bench_models_bad_device_is_a_usage_error(device, capsys):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here")
+    with pytest.raises(SystemExit) as exc:
+        _bench_models_module().main(["--device", device, "--out", ""])
+    assert exc.value.code == 2
+    assert "--device" in capsys.readouterr().err
