@@ -7,21 +7,23 @@
 #   sanitize  compute-sanitizer memcheck + racecheck over scripts/cuda_sanitize.py
 #   sweep     scripts/triton_sweep.py: Triton tile plans timed against the current heuristic
 #   bench     the benchmark CLI: every GPU backend vs eager and the copy floor
+#   models    benchmarks/bench_models.py: InceptionNeXt-T training / inference images/s per mixer
 #   bash scripts/gpu_check.sh [stage ...]
 # Logs go to benchmarks/results/gpu-<date>/, or to $OUT when set (the device tool): there as
 # summary.txt plus logs.tgz (rewritten after each stage, so a run cut short keeps what it did).
 # With 15 minutes of device time (machine start included) and a machine that goes back after 30 s
 # idle, plan on one call of at most 10 minutes, the most needed stages first, e.g.
-#   BUILD_S=60 TEST_S=220 BENCH_S=160 SANITIZE_S=40 PROFILE_S=60 \
-#   PROFILE_ARGS="--backends triton,triton-fused --modes fwdbwd" \
-#   bash scripts/gpu_check.sh build test bench sanitize profile                    (<= 580 s)
-# Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S (stage limits, seconds),
-#   PROFILE_ARGS (scripts/gpu_profile.py flags), PYTHON, MAX_JOBS, TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).
+#   BUILD_S=60 TEST_S=200 BENCH_S=130 MODELS_S=120 PROFILE_S=60 \
+#   PROFILE_ARGS="--backends cuda,triton,triton-fused --modes fwdbwd --stages 28,7 --host-profile 50" \
+#   bash scripts/gpu_check.sh build test bench models profile                      (<= 580 s)
+# Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S MODELS_S (stage limits, seconds),
+#   PROFILE_ARGS / MODELS_ARGS (gpu_profile.py / bench_models.py flags), PYTHON, MAX_JOBS,
+#   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-stages=${*:-build profile test sanitize sweep bench}
+stages=${*:-build profile test sanitize sweep bench models}
 if [ -n "${OUT:-}" ]; then dir=$(mktemp -d); else dir=benchmarks/results/gpu-$(date -u +%Y%m%dT%H%M%SZ); fi
 mkdir -p "$dir"
 t0=$SECONDS
@@ -101,9 +103,14 @@ stage_bench() {
     --mode fwd,fwdbwd --backends "$backends" --csv "$dir/bench.csv"
 }
 
+stage_models() {
+  step "model benchmark" "${MODELS_S:-300}" models.txt $PY benchmarks/bench_models.py --device cuda \
+    ${MODELS_ARGS:---dtype fp32,bf16 --layout channels_last --iters 10} --out "$dir"
+}
+
 for s in $stages; do
   case $s in
-    build|profile|test|sanitize|sweep|bench) "stage_$s";;
+    build|profile|test|sanitize|sweep|bench|models) "stage_$s";;
     *) log "unknown stage: $s";;
   esac
 done
