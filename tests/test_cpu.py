@@ -45,6 +45,10 @@ ODD = [
     Case(N=2, C=16, H=3, W=20, gc=4, band=5),              # whole 3-row tiles (fp32)
     Case(N=1, C=28, H=7, W=45, gc=8, band=9),              # rows not a multiple of the tile's
     Case(N=2, C=12, H=5, W=64, gc=4, band=3),              # rows of whole vectors, no tail
+    # channels_last branches a whole number of 64-byte blocks wide (fp32 gc = 16k, fp64 gc = 8k)
+    # are stored straight into the output rows (kernels.h, conv_rows)
+    Case(N=2, C=53, H=9, W=13, gc=16, band=11),
+    Case(N=1, C=96, H=3, W=5, gc=32, band=7, dilation=2),  # no identity, map smaller than the kernel
 ]
 
 

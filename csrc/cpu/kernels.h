@@ -566,12 +566,24 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
                const acc_t* bias_row, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
   const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
   constexpr int64_t NV = lanes_of<acc_t>() / simd_lanes<acc_t>();
+  // A branch a whole number of blocks wide (gc a multiple of 16 fp32 channels: 48, 96, ...) has
+  // every block inside one pixel's channels: the tiles are stored straight into the output rows.
+  bool direct = false;
+  if constexpr (std::is_same<scalar_t, acc_t>::value) direct = os.c == 1 && gc % lanes_of<acc_t>() == 0;
   const auto tiles = [&](auto rows, int64_t r) {  // a band of `rows` output rows from row r
     constexpr int64_t R = decltype(rows)::value;
     for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
       const int64_t m = e0 % gc;  // the block's first channel
+      acc_t* out = acc + r * blen + e0;
+      int64_t out_step = blen;
+      if constexpr (std::is_same<scalar_t, acc_t>::value) {
+        if (direct) {
+          out = out_image + (h0 + r) * os.h + (e0 / gc) * os.w + g.branch_start(b) + m;
+          out_step = os.h;
+        }
+      }
       conv_tile<true, acc_t, R, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_row + m, row_weights_len(g),
-                                    bias_row + m, acc + r * blen + e0, blen);
+                                    bias_row + m, out, out_step);
     }
   };
   int64_t r = 0;
@@ -582,6 +594,7 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
     case 1: tiles(std::integral_constant<int64_t, 1>{}, r); break;
     default: break;
   }
+  if (direct) return;
   for (int64_t h = h0; h < h1; ++h) {
     const acc_t* a = acc + (h - h0) * blen;
     scalar_t* o = out_image + h * os.h + g.branch_start(b) * os.c;
