@@ -9,6 +9,9 @@ Environment:
   MAX_JOBS                  parallel compile jobs
   INCEPTION_DWCONV_OPENMP=0 build the CPU kernels without OpenMP (they then run on one thread);
                             by default OpenMP is used when the compiler accepts -fopenmp
+  INCEPTION_DWCONV_LIBSTDCXX_CHECK=0
+                            skip the link probe that keeps a static libstdc++ out of the
+                            extension (libstdcxx_link_args below)
 """
 import glob
 import os

@@ -182,6 +182,7 @@ def test_extension_uses_the_process_libstdcxx():
     process = ctypes.cast(getattr(ctypes.CDLL("libstdc++.so.6"), symbol), ctypes.c_void_p).value
     assert ours == process, f"{so} carries its own copy of libstdc++ ({ours:#x} vs {process:#x})"
 
+
 def test_baseline_isa_kernels_match_reference():
     # The AVX2 loops run on this machine; the baseline-ISA build of the same loops must be right too.
     code = (
