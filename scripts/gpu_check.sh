@@ -12,10 +12,11 @@
 # Logs go to benchmarks/results/gpu-<date>/, or to $OUT when set (the device tool): there as
 # summary.txt plus logs.tgz (rewritten after each stage, so a run cut short keeps what it did).
 # With 15 minutes of device time (machine start included) and a machine that goes back after 30 s
-# idle, plan on one call of at most 10 minutes, the most needed stages first, e.g.
-#   BUILD_S=60 TEST_S=200 BENCH_S=130 MODELS_S=120 PROFILE_S=60 \
-#   PROFILE_ARGS="--backends cuda,triton,triton-fused --modes fwdbwd --stages 28,7 --host-profile 50" \
-#   bash scripts/gpu_check.sh build test bench models profile                      (<= 580 s)
+# idle, plan on one call of at most 10 minutes, the most needed stages first. The whole suite ran
+# on an H200 at 775aaf9 (benchmarks/results/gpu-h200-20261127-run2); after it, e.g.
+#   TESTS="tests/test_cuda.py tests/test_cpu.py" BUILD_S=60 TEST_S=120 BENCH_S=110 SWEEP_S=150 \
+#   MODELS_S=100 PROFILE_S=50 PROFILE_ARGS="--backends cuda,triton --modes fwdbwd --stages 7 --host-profile 50" \
+#   bash scripts/gpu_check.sh build test bench sweep models profile                (<= 590 s)
 # Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S MODELS_S (stage limits, seconds),
 #   PROFILE_ARGS / MODELS_ARGS (gpu_profile.py / bench_models.py flags), PYTHON, MAX_JOBS,
 #   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).

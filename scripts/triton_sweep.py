@@ -1,10 +1,11 @@
 """Tile-plan sweep of the Triton kernels on a GPU: for each InceptionNeXt-T stage, dtype, layout and
-direction (fwd: forward; bwd: the fused backward, grad_x and weight grads; wgrad: the split
-backward's weight-grad kernel), time a set of candidate plans against the plan the launcher picks
-today: (BLOCK_C, BLOCK_H, BLOCK_W, ROWS_PER_PROG, num_warps) for fwd / bwd, (BLOCK_C, BLOCK_H,
-BLOCK_W, IMGS, TILES_PER_PROG, num_warps) for wgrad.
+direction (fwd: forward, whose plan the default split backward's grad_x pass uses too; wgrad: the
+split backward's weight-grad kernel; bwd: the fused backward, grad_x and weight grads), time a
+set of candidate plans against the plan the launcher picks today: (BLOCK_C, BLOCK_H, BLOCK_W,
+ROWS_PER_PROG, num_warps) for fwd / bwd, (BLOCK_C, BLOCK_H, BLOCK_W, IMGS, TILES_PER_PROG,
+num_warps) for wgrad.
 
-    python scripts/triton_sweep.py [--batch 128] [--dtypes fp32[,bf16]] [--directions fwd,bwd,wgrad]
+    python scripts/triton_sweep.py [--batch 128] [--dtypes fp32[,bf16]] [--directions fwd,wgrad[,bwd]]
                                    [--jobs 14] [--out FILE]
 
 Phase 1 compiles every candidate in parallel worker processes (Triton's on-disk cache is shared),
@@ -143,7 +144,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--dtypes", default="fp32")
     ap.add_argument("--layouts", default="nchw,channels_last")
-    ap.add_argument("--directions", default="fwd,bwd,wgrad")
+    ap.add_argument("--directions", default="fwd,wgrad")
     ap.add_argument("--jobs", type=int, default=14)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
