@@ -173,3 +173,35 @@ def test_bench_cpu_script_argv(tmp_path):
     # the argv is valid for the CLI (parsing and validation only)
     args = bench.build_parser().parse_args(argv)
     bench.resolve_args(args)
+
+
+# The GPU scripts run only on a lent GPU, with minutes to spare: what of them runs without one is
+# checked here, so that they do not rot between GPU sessions.
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
+
+
+def test_gpu_check_script_parses():
+    import subprocess
+    out = subprocess.run(["bash", "-n", os.path.join(SCRIPTS, "gpu_check.sh")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(not cpu_backend.is_available(), reason="needs the compiled CPU kernels")
+def test_gpu_profile_host_profile_on_cpu_tensors(monkeypatch):
+    import sys
+    monkeypatch.syspath_prepend(SCRIPTS)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    spec = importlib.util.spec_from_file_location("gpu_profile", os.path.join(SCRIPTS, "gpu_profile.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setitem(sys.modules, "gpu_profile", mod)
+    x = torch.randn(2, 24, 7, 7)
+    params = []
+    for kh, kw in ((3, 3), (1, 11), (11, 1)):
+        params += [torch.randn(3, 1, kh, kw), torch.randn(3)]
+    lines = []
+    mod.host_profile(lines.append, "cpu", x, torch.randn_like(x), params, 3)
+    heads = [line for line in lines if line.startswith("## host profile")]
+    assert len(heads) == 2 and "cpu forward" in heads[0] and "cpu backward" in heads[1]
+    assert any("fused_backward" in line for line in lines)
