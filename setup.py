@@ -141,10 +141,11 @@ def _own_libstdcxx(cc, tmp, name, link_args):
     so = os.path.join(tmp, name + ".so")
     objs = cc.compile([src], output_dir=os.path.join(tmp, name), extra_postargs=["-fPIC"])
     cc.link_shared_object(objs, so, target_lang="c++", extra_postargs=list(link_args))
-    ours = ctypes.CDLL(so)
-    process = ctypes.CDLL("libstdc++.so.6")
-    a = ctypes.cast(getattr(ours, _OSTREAM_LONG), ctypes.c_void_p).value
-    b = ctypes.cast(getattr(process, _OSTREAM_LONG), ctypes.c_void_p).value
+    try:  # a build on another C++ library (libc++) has no such symbol: nothing to tell
+        a = ctypes.cast(getattr(ctypes.CDLL(so), _OSTREAM_LONG), ctypes.c_void_p).value
+        b = ctypes.cast(getattr(ctypes.CDLL("libstdc++.so.6"), _OSTREAM_LONG), ctypes.c_void_p).value
+    except (AttributeError, OSError):
+        return None
     return None if not (a and b) else a != b
 
 
