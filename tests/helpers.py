@@ -1,5 +1,7 @@
 """Shared test utilities: input factories and the fp64 oracle every backend is compared against."""
+import importlib.util
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -115,3 +117,16 @@ def assert_rel_norm(actual, expected, dtype, what=""):
 ATTO_STAGES = [(40, 56), (80, 28), (160, 14), (320, 7)]
 TINY_STAGES = [(96, 56), (192, 28), (384, 14), (768, 7)]
 BASE_STAGES = [(128, 56), (256, 28), (512, 14), (1024, 7)]
+
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+
+def load_script(relpath: str):
+    """A script of the repository (benchmarks/, scripts/), not a package module, loaded from its
+    file as a module."""
+    path = os.path.join(REPO, relpath)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -10,6 +10,7 @@ import torch
 import inception_dwconv.backends.cpu as cpu_backend
 import inception_dwconv.backends.reference as ref_backend
 from inception_dwconv import bench
+from helpers import REPO, load_script
 
 TINY = ["--shape", "1,16,8,8", "--ratio", "0.25", "--repeat", "3", "--warmup", "1", "--device", "cpu",
         "--layout", "nchw", "--quiet"]
@@ -159,11 +160,7 @@ def test_wrong_backward_is_flagged_forward_still_timed(monkeypatch, tmp_path):
 
 
 def test_bench_cpu_script_argv(tmp_path):
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_cpu.py")
-    spec = importlib.util.spec_from_file_location("bench_cpu", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    argv = mod.build_argv(str(tmp_path))
+    argv = load_script("benchmarks/bench_cpu.py").build_argv(str(tmp_path))
     assert argv[argv.index("--preset") + 1] == "tiny" and argv[argv.index("--batch") + 1] == "8"
     assert argv[argv.index("--csv") + 1] == str(tmp_path / "cpu-latest.csv")
     assert argv[argv.index("--json") + 1] == str(tmp_path / "cpu-latest.json")
@@ -178,24 +175,17 @@ def test_bench_cpu_script_argv(tmp_path):
 # The GPU scripts run only on a lent GPU, with minutes to spare: what of them runs without one is
 # checked here, so that they do not rot between GPU sessions.
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), os.pardir, "scripts")
-
-
 def test_gpu_check_script_parses():
     import subprocess
-    out = subprocess.run(["bash", "-n", os.path.join(SCRIPTS, "gpu_check.sh")], capture_output=True, text=True)
+    out = subprocess.run(["bash", "-n", os.path.join(REPO, "scripts", "gpu_check.sh")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
 
 @pytest.mark.skipif(not cpu_backend.is_available(), reason="needs the compiled CPU kernels")
 def test_gpu_profile_host_profile_on_cpu_tensors(monkeypatch):
-    import sys
-    monkeypatch.syspath_prepend(SCRIPTS)
+    monkeypatch.syspath_prepend(os.path.join(REPO, "scripts"))  # gpu_profile imports _tee from there
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
-    spec = importlib.util.spec_from_file_location("gpu_profile", os.path.join(SCRIPTS, "gpu_profile.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    monkeypatch.setitem(sys.modules, "gpu_profile", mod)
+    mod = load_script("scripts/gpu_profile.py")
     x = torch.randn(2, 24, 7, 7)
     params = []
     for kh, kw in ((3, 3), (1, 11), (11, 1)):

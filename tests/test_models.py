@@ -17,6 +17,7 @@ from inception_dwconv import InceptionDWConv2d as FusedMixer
 from inception_dwconv.convert import convert
 from inception_dwconv.models import (InceptionNeXt, inception_next_atto, inception_next_base,
                                      inception_next_small, inception_next_tiny)
+from helpers import load_script
 
 VARIANTS = {
     "inception_next_atto": inception_next_atto,
@@ -403,21 +404,11 @@ def test_training_follows_reference_mixer(backend, dtype):
     assert overall <= tol_all, f"max relative loss difference {overall:.3e} > {tol_all:.0e}"
 
 
-def _bench_models_module():
-    import importlib.util
-    import os
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_models.py")
-    spec = importlib.util.spec_from_file_location("bench_models", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("device", ["tpu", "cuda"])
 def test_bench_models_bad_device_is_a_usage_error(device, capsys):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("a CUDA GPU is usable here")
     with pytest.raises(SystemExit) as exc:
-        _bench_models_module().main(["--device", device, "--out", ""])
+        load_script("benchmarks/bench_models.py").main(["--device", device, "--out", ""])
     assert exc.value.code == 2
     assert "--device" in capsys.readouterr().err
