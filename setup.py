@@ -80,6 +80,26 @@ int threads() {
 """
 
 
+def _new_compiler():
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+    cc = new_compiler()
+    customize_compiler(cc)
+    return cc
+
+
+def _build_probe(cc, tmp, name, source, compile_args, link_args, target_lang=None) -> str:
+    """Compiles `source` and links it into the shared object tmp/name.so, which it returns; raises
+    on a compile or link error."""
+    src = os.path.join(tmp, name + ".cpp")
+    with open(src, "w") as f:
+        f.write(source)
+    so = os.path.join(tmp, name + ".so")
+    objs = cc.compile([src], output_dir=os.path.join(tmp, name), extra_postargs=list(compile_args))
+    cc.link_shared_object(objs, so, target_lang=target_lang, extra_postargs=list(link_args))
+    return so
+
+
 def compiler_accepts(flags, source="int f() { return 0; }\n") -> bool:
     """Whether the C++ compiler setuptools will use compiles and links `source` with `flags`
     (Apple clang, for one, has no -fopenmp)."""
@@ -88,12 +108,8 @@ def compiler_accepts(flags, source="int f() { return 0; }\n") -> bool:
     except Exception:  # noqa: BLE001 - no way to ask: assume yes, as before the probe existed
         return True
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "probe.cpp")
-        with open(src, "w") as f:
-            f.write(source)
         try:
-            objs = cc.compile([src], output_dir=tmp, extra_postargs=list(flags))
-            cc.link_shared_object(objs, os.path.join(tmp, "probe.so"), extra_postargs=list(flags))
+            _build_probe(cc, tmp, "probe", source, flags, flags)
         except Exception:  # noqa: BLE001 - any compile or link failure means no
             return False
     return True
@@ -123,24 +139,11 @@ extern "C" int probe_format(long v) {
 _OSTREAM_LONG = "_ZNSo9_M_insertIlEERSoT_"  # std::ostream::_M_insert<long>, defined in libstdc++
 
 
-def _new_compiler():
-    from setuptools._distutils.ccompiler import new_compiler
-    from setuptools._distutils.sysconfig import customize_compiler
-    cc = new_compiler()
-    customize_compiler(cc)
-    return cc
-
-
 def _own_libstdcxx(cc, tmp, name, link_args):
     """Links the probe as the extension will be linked (a C++ shared object) and says whether it
     carries its own copy of libstdc++ (True), uses the process's (False), or cannot tell (None)."""
     import ctypes
-    src = os.path.join(tmp, name + ".cpp")
-    with open(src, "w") as f:
-        f.write(_LIBSTDCXX_PROBE)
-    so = os.path.join(tmp, name + ".so")
-    objs = cc.compile([src], output_dir=os.path.join(tmp, name), extra_postargs=["-fPIC"])
-    cc.link_shared_object(objs, so, target_lang="c++", extra_postargs=list(link_args))
+    so = _build_probe(cc, tmp, name, _LIBSTDCXX_PROBE, ["-fPIC"], link_args, target_lang="c++")
     try:  # a build on another C++ library (libc++) has no such symbol: nothing to tell
         a = ctypes.cast(getattr(ctypes.CDLL(so), _OSTREAM_LONG), ctypes.c_void_p).value
         b = ctypes.cast(getattr(ctypes.CDLL("libstdc++.so.6"), _OSTREAM_LONG), ctypes.c_void_p).value
