@@ -41,11 +41,17 @@ def make(N, C, H, dtype, layout):
     return x, g, params
 
 
+def select(backend):
+    """The backend's registry name; for "triton" / "triton-fused", also sets the Triton backward mode."""
+    if not backend.startswith("triton"):
+        return backend
+    from inception_dwconv.backends.triton import launch
+    launch.BACKWARD_MODE = "fused" if backend == "triton-fused" else "split"
+    return "triton"
+
+
 def step_fn(backend, mode, x, g, params):
-    if backend.startswith("triton"):
-        from inception_dwconv.backends.triton import launch
-        launch.BACKWARD_MODE = "fused" if backend == "triton-fused" else "split"
-        backend = "triton"
+    backend = select(backend)
     if backend == "reference":
         def f(xx, pp):
             return inception_dwconv_reference(xx, *pp, 1)
@@ -98,8 +104,7 @@ def host_profile(emit, backend, x, g, params, calls):
     """cProfile of the host side of a forward call and of a direct backend backward call (the
     autograd engine runs a CUDA backward on its own thread, where cProfile does not look), on the
     main thread: where the enqueue time of one call goes."""
-    name = "triton" if backend.startswith("triton") else backend
-    step_fn(backend, "fwd", x, g, params)  # sets the Triton backward mode
+    name = select(backend)
     mod = inception_dwconv.backends.get(name)
     w_hw, b_hw, w_w, b_w, w_h, b_h = params
     calls_by_part = {
