@@ -18,6 +18,7 @@ x = torch.randn(2, 40, 9, 13, generator=g, dtype=torch.float64, requires_grad=Tr
 params = [torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True)
           for s in [(10, 1, 3, 3), (10,), (10, 1, 1, 9), (10,), (10, 1, 9, 1), (10,)]]
 y = inception_dwconv.inception_dwconv(x, *params, backend="cpu")
+assert "FusedInceptionDWConv" in y.grad_fn.name(), y.grad_fn.name()  # the library's C++ autograd node
 y_ref = inception_dwconv_reference(x, *params)
 torch.testing.assert_close(y, y_ref)
 grads = torch.autograd.grad(y.square().sum(), [x, *params])

@@ -388,6 +388,109 @@ def test_eager_route_gives_the_custom_op_bits(monkeypatch, backend, layout):
     assert used, "a call under a function mode must go through the custom op"
 
 
+COMPILED_CPU = [b for b in CPU_BACKENDS if b == "cpu"]
+
+
+def _python_route(monkeypatch):
+    """Eager calls of the compiled backends through the Python autograd.Function instead of the C++
+    node (csrc/autograd.cpp)."""
+    monkeypatch.setattr(ops, "_cpp_autograd_op", lambda: None)
+
+
+@pytest.mark.parametrize("backend", COMPILED_CPU)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("wanted", ["all", "x", "weights", "w_w", "b_h"])
+def test_cpp_autograd_node_gives_the_python_functions_grads(monkeypatch, backend, bias, wanted):
+    # Eager calls of the compiled backends that need a gradient record a C++ autograd node; it must
+    # give the Python autograd.Function's gradients bit for bit, None for what is not wanted, with
+    # and without biases (the node counts only the biases that are tensors among its inputs).
+    if wanted == "b_h" and not bias:
+        pytest.skip("no bias to want")
+    case = Case(N=2, C=40, H=9, W=7, gc=10, band=9, bias=bias)
+    names = ["x", "w_hw", "b_hw", "w_w", "b_w", "w_h", "b_h"]
+    grad_out = torch.randn(case.N, case.C, case.H, case.W)
+
+    def run():
+        x, params = make_x(case), make_params(case)
+        inputs = [x, *params]
+        for name, t in zip(names, inputs):
+            if t is not None:
+                t.requires_grad_(wanted == "all" or wanted == name or (wanted == "weights" and name[0] in "wb"))
+        y = inception_dwconv.inception_dwconv(x, *params, backend=backend)
+        y.backward(grad_out)
+        return y, [None if t is None else t.grad for t in inputs]
+
+    y_cpp, grads_cpp = run()
+    assert "FusedInceptionDWConv" in y_cpp.grad_fn.name()
+    with monkeypatch.context() as m:
+        _python_route(m)
+        y_py, grads_py = run()
+    assert "FusedInceptionDWConv" not in y_py.grad_fn.name()
+    assert torch.equal(y_cpp, y_py)
+    for name, a, b in zip(names, grads_cpp, grads_py):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert torch.equal(a, b), name
+    assert any(g is not None for g in grads_cpp)
+
+
+@pytest.mark.parametrize("route", ["cpp", "python"])
+@pytest.mark.parametrize("backend", COMPILED_CPU)
+def test_double_backward_is_refused(monkeypatch, backend, route):
+    # The backward has no derivative of its own: a second derivative must raise, not come out zero.
+    if route == "python":
+        _python_route(monkeypatch)
+    case = Case(N=1, C=16, H=5, W=6, gc=4, band=5)
+    x, params = make_x(case, True), make_params(case, True)
+    y = inception_dwconv.inception_dwconv(x, *params, backend=backend)
+    grad_out = torch.randn(y.shape, requires_grad=True)
+    gx, = torch.autograd.grad(y, [x], grad_out, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        gx.square().sum().backward()
+    # create_graph without a graph on the gradient (grad_out constant) is a plain backward
+    gx2, = torch.autograd.grad(inception_dwconv.inception_dwconv(x, *params, backend=backend), [x],
+                               grad_out.detach(), create_graph=True)
+    assert torch.equal(gx2, gx.detach())
+
+
+@pytest.mark.parametrize("backend", COMPILED_CPU)
+def test_cpp_autograd_node_keeps_autograd_rules(backend):
+    # The C++ node saves its tensors as autograd's saved variables: saved-tensor hooks (activation
+    # offloading, checkpointing) see them, in-place changes to x are caught, and a freed graph is
+    # not run twice.
+    case = Case(N=2, C=16, H=5, W=6, gc=4, band=5)
+    x, params = make_x(case, True), make_params(case, True)
+    grad_out = torch.randn(case.N, case.C, case.H, case.W)
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t.clone()
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = inception_dwconv.inception_dwconv(x, *params, backend=backend)
+    assert "FusedInceptionDWConv" in y.grad_fn.name()
+    assert len(packed) == 4 and packed[0] is x
+    grads = torch.autograd.grad(y, [x, *params], grad_out, retain_graph=True)
+    expected = torch.autograd.grad(inception_dwconv.reference.inception_dwconv_reference(x, *params, 1),
+                                   [x, *params], grad_out)
+    for a, b in zip(grads, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.autograd.grad(y, [x], grad_out)  # retained once
+    with pytest.raises(RuntimeError, match="second time"):
+        torch.autograd.grad(y, [x], grad_out)
+    x2 = make_x(case, True)
+    x_leaf = x2.clone()  # a non-leaf, so that it may be changed in place
+    y = inception_dwconv.inception_dwconv(x_leaf, *params, backend=backend)
+    x_leaf.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward(grad_out)
+    with torch.inference_mode():
+        z = inception_dwconv.inception_dwconv(x, *params, backend=backend)
+    assert z.grad_fn is None and torch.equal(z, inception_dwconv.inception_dwconv(x.detach(), *params,
+                                                                                 backend=backend).detach())
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_torch_func_grad(backend):
     # torch.func transforms take the eager route's autograd.Function (forward + setup_context).

@@ -9,7 +9,7 @@ import torch
 
 import inception_dwconv.backends.cpu as cpu_backend
 import inception_dwconv.backends.reference as ref_backend
-from inception_dwconv import bench
+from inception_dwconv import bench, ops
 from helpers import REPO, load_script
 
 TINY = ["--shape", "1,16,8,8", "--ratio", "0.25", "--repeat", "3", "--warmup", "1", "--device", "cpu",
@@ -112,8 +112,11 @@ def test_tiny_run_writes_csv_and_json(tmp_path, capsys):
 def _patch_cpu(monkeypatch, forward=None, backward=None):
     """Make the cpu backend 'available' and route it through the given (broken) functions;
     the benchmark reaches them through the real public path: inception_dwconv(..., backend="cpu")
-    -> the torch.library op -> backends.get("cpu").forward / .backward."""
+    -> the torch.library op -> backends.get("cpu").forward / .backward. The C++ autograd route of
+    the compiled backends (ops._cpp_autograd_op) calls the kernels without these Python functions,
+    so it is switched off."""
     monkeypatch.setattr(cpu_backend, "is_available", lambda: True)
+    monkeypatch.setattr(ops, "_cpp_autograd_op", lambda: None)
     monkeypatch.setattr(cpu_backend, "forward", forward or ref_backend.forward)
     monkeypatch.setattr(cpu_backend, "backward", backward or ref_backend.backward)
 
