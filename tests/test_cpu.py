@@ -118,25 +118,33 @@ def test_forward_bitwise_repeatable():
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
-def test_bf16_is_the_fp32_kernel_rounded_once(layout):
-    # bf16 runs the fp32 loops on exactly converted values, so its output and grad_x are the fp32
-    # kernel's results rounded once to bf16 (round-to-nearest-even): bit for bit, NaN where NaN
-    # (NaN payloads may differ: torch's vector conversion keeps them, c10's scalar one does not).
+@pytest.mark.parametrize("C,gc,H,W", [(40, 10, 9, 13), (40, 10, 7, 7), (96, 12, 14, 14), (48, 12, 5, 20),
+                                      (40, 10, 3, 5)])
+def test_bf16_is_the_fp32_kernel_rounded_once(layout, C, gc, H, W):
+    # bf16 runs the fp32 loops on exactly converted values, so its output, grad_x and weight grads
+    # are the fp32 kernel's results rounded once to bf16 (round-to-nearest-even): bit for bit, NaN
+    # where NaN (NaN payloads may differ: torch's vector conversion keeps them, c10's scalar one does
+    # not). The shapes take each conversion route: plane rows below 8 values (the plane converted in
+    # one run), 8 - 15 values (two vectors) and longer (the compiler's loop); channels_last runs of
+    # gc = 10 and 12 channels.
     from helpers import make_params, make_x
-    case = Case(N=2, C=40, H=9, W=13, gc=10, band=9, dtype=torch.bfloat16, layout=layout)
+    case = Case(N=2, C=C, H=H, W=W, gc=gc, band=9, dtype=torch.bfloat16, layout=layout)
     x, params = make_x(case), make_params(case)
-    x[0, 35, 4, 5] = float("nan")  # a conv channel: NaN spreads through its taps
-    x[1, 12, :, 3] = 3.0e38        # near the top of the bf16 range
+    x[0, C - 5, H // 2, W // 2] = float("nan")  # a conv channel: NaN spreads through its taps
+    x[1, 2, :, W // 3] = 3.0e38                   # near the top of the bf16 range
+    x[1, C - 2 * gc, 0, :] = -3.0e38
     grad_out = torch.randn(x.shape).to(torch.bfloat16)
     fp32 = [t.float() if t is not None else None for t in params]
     y16 = torch.ops.inception_dwconv.fused_forward(x, *params, 1)
     y32 = torch.ops.inception_dwconv.fused_forward(x.float(), *fp32, 1)
     assert y16.isnan().any(), "the NaN must reach the output"
     _assert_same_bf16(y16, y32.to(torch.bfloat16))
-    g16 = torch.ops.inception_dwconv.fused_backward(grad_out, x, params[0], params[2], params[4], 1, True, False)[0]
+    x[0, C - 5, H // 2, W // 2] = 1.0  # weight grads: every value finite
+    g16 = torch.ops.inception_dwconv.fused_backward(grad_out, x, params[0], params[2], params[4], 1, True, True)
     g32 = torch.ops.inception_dwconv.fused_backward(grad_out.float(), x.float(), fp32[0], fp32[2], fp32[4], 1,
-                                                    True, False)[0]
-    _assert_same_bf16(g16, g32.to(torch.bfloat16))
+                                                    True, True)
+    for a, b in zip(g16, g32):
+        _assert_same_bf16(a, b.to(torch.bfloat16))
 
 
 def _assert_same_bf16(a, b):
