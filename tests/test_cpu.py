@@ -117,37 +117,40 @@ def test_forward_bitwise_repeatable():
         assert torch.equal(first, inception_dwconv.inception_dwconv(x, *params, backend="cpu"))
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize("C,gc,H,W", [(40, 10, 9, 13), (40, 10, 7, 7), (96, 12, 14, 14), (48, 12, 5, 20),
                                       (40, 10, 3, 5)])
-def test_bf16_is_the_fp32_kernel_rounded_once(layout, C, gc, H, W):
-    # bf16 runs the fp32 loops on exactly converted values, so its output, grad_x and weight grads
-    # are the fp32 kernel's results rounded once to bf16 (round-to-nearest-even): bit for bit, NaN
+def test_16bit_is_the_fp32_kernel_rounded_once(layout, C, gc, H, W, dtype):
+    # bf16 and fp16 run the fp32 loops on exactly converted values, so their output, grad_x and
+    # weight grads are the fp32 kernel's results rounded once (to nearest even): bit for bit, NaN
     # where NaN (NaN payloads may differ: torch's vector conversion keeps them, c10's scalar one does
     # not). The shapes take each conversion route: plane rows below 8 values (the plane converted in
-    # one run), 8 - 15 values (two vectors) and longer (the compiler's loop); channels_last runs of
-    # gc = 10 and 12 channels.
+    # one run), 8 - 15 values (two vectors) and longer (the compiler's loop for bf16, F16C vectors for
+    # fp16); channels_last runs of gc = 10 and 12 channels.
     from helpers import make_params, make_x
-    case = Case(N=2, C=C, H=H, W=W, gc=gc, band=9, dtype=torch.bfloat16, layout=layout)
+    case = Case(N=2, C=C, H=H, W=W, gc=gc, band=9, dtype=dtype, layout=layout)
     x, params = make_x(case), make_params(case)
+    big = 0.9 * torch.finfo(dtype).max
     x[0, C - 5, H // 2, W // 2] = float("nan")  # a conv channel: NaN spreads through its taps
-    x[1, 2, :, W // 3] = 3.0e38                   # near the top of the bf16 range
-    x[1, C - 2 * gc, 0, :] = -3.0e38
-    grad_out = torch.randn(x.shape).to(torch.bfloat16)
+    x[1, 2, :, W // 3] = big                      # near the top of the range
+    x[1, C - 2 * gc, 0, :] = -big
+    x[0, C - 3, 0, :] = torch.finfo(dtype).tiny / 4  # subnormals
+    grad_out = torch.randn(x.shape).to(dtype)
     fp32 = [t.float() if t is not None else None for t in params]
     y16 = torch.ops.inception_dwconv.fused_forward(x, *params, 1)
     y32 = torch.ops.inception_dwconv.fused_forward(x.float(), *fp32, 1)
     assert y16.isnan().any(), "the NaN must reach the output"
-    _assert_same_bf16(y16, y32.to(torch.bfloat16))
+    _assert_same_16bit(y16, y32.to(dtype))
     x[0, C - 5, H // 2, W // 2] = 1.0  # weight grads: every value finite
     g16 = torch.ops.inception_dwconv.fused_backward(grad_out, x, params[0], params[2], params[4], 1, True, True)
     g32 = torch.ops.inception_dwconv.fused_backward(grad_out.float(), x.float(), fp32[0], fp32[2], fp32[4], 1,
                                                     True, True)
     for a, b in zip(g16, g32):
-        _assert_same_bf16(a, b.to(torch.bfloat16))
+        _assert_same_16bit(a, b.to(dtype))
 
 
-def _assert_same_bf16(a, b):
+def _assert_same_16bit(a, b):
     assert torch.equal(a.isnan(), b.isnan())
     keep = ~a.isnan()
     assert torch.equal(a[keep].view(torch.int16), b[keep].view(torch.int16))

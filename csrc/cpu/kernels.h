@@ -132,6 +132,41 @@ template <typename dst_t, typename src_t>
 constexpr bool kBf16Float = (std::is_same_v<dst_t, float> && std::is_same_v<src_t, c10::BFloat16>) ||
                             (std::is_same_v<dst_t, c10::BFloat16> && std::is_same_v<src_t, float>);
 
+#if defined(KERNEL_F16C)
+// fp16 <-> float with the F16C instructions, 8 values a vector: widening exact, narrowing rounding to
+// nearest even, as c10::Half's scalar conversion does (only NaN payloads may differ). c10 converts in
+// software here (the library headers come before the target pragma), 3x - 4x slower than fp32.
+template <typename dst_t, typename src_t>
+constexpr bool kHalfFloat = (std::is_same_v<dst_t, float> && std::is_same_v<src_t, c10::Half>) ||
+                            (std::is_same_v<dst_t, c10::Half> && std::is_same_v<src_t, float>);
+
+// dst[0:n] = src[0:n] for fp16 -> float or float -> fp16, n >= 8: whole vectors, then one last
+// vector ending at n. Returns false for n below 8.
+template <typename dst_t, typename src_t>
+inline bool convert_half_vectors(dst_t* dst, const src_t* src, int64_t n) {
+  if (n < 8) return false;
+  const auto eight = [&](int64_t v) {
+    if constexpr (std::is_same_v<src_t, c10::Half>) {
+      _mm256_storeu_ps(dst + v, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + v))));
+    } else {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + v), _mm256_cvtps_ph(_mm256_loadu_ps(src + v), _MM_FROUND_TO_NEAREST_INT));
+    }
+  };
+  int64_t v = 0;
+  for (; v + 8 <= n; v += 8) eight(v);
+  if (v < n) eight(n - 8);
+  return true;
+}
+#else
+template <typename dst_t, typename src_t>
+constexpr bool kHalfFloat = false;
+#endif
+
+// Conversions that this build vectorizes itself (above): short plane rows are converted as whole
+// planes (load_plane, conv_plane) so that they take vectors too.
+template <typename dst_t, typename src_t>
+constexpr bool kVectorConversion = kBf16Float<dst_t, src_t> || kHalfFloat<dst_t, src_t>;
+
 // Same-type runs of at least this many values are copied by memcpy (copy_run, copy_rows).
 constexpr int64_t kMemcpyMin = 256;
 
@@ -155,6 +190,11 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
     if constexpr (kBf16Float<dst_t, src_t>) {
       if (convert_bf16_short(dst, src, n)) return;
     }
+#if defined(KERNEL_F16C)
+    if constexpr (kHalfFloat<dst_t, src_t>) {
+      if (convert_half_vectors(dst, src, n)) return;
+    }
+#endif
     for (int64_t v = 0; v < n; ++v) dst[v] = static_cast<dst_t>(src[v]);
   } else {
     for (int64_t v = 0; v < n; ++v) dst[v * dst_stride] = static_cast<dst_t>(src[v * src_stride]);
@@ -280,7 +320,7 @@ struct FlatBuffers {
 // slower; the hardware prefetchers follow planes that long. Prefetches never fault, so past the
 // tensor's end is harmless.
 constexpr int64_t kPrefetchPlaneBytes = 4096;
-// scratch: H x W values, used by bf16 planes with rows shorter than a vector (widened as one run
+// scratch: H x W values, used by bf16 / fp16 planes with rows shorter than a vector (widened as one run
 // there, then copied row by row: 7x7 forward 31% faster than converting 7-value rows one by one).
 template <typename scalar_t, typename acc_t>
 void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4& s, acc_t* buf, acc_t* scratch) {
@@ -291,7 +331,7 @@ void load_plane(const Geometry& g, int b, const scalar_t* plane, const Strides4&
     if (g.H * row_bytes <= kPrefetchPlaneBytes)
       for (int64_t off = 0; off < g.H * row_bytes; off += 64) __builtin_prefetch(next + off, 0, 2);
     if (S == g.W) return copy_run(dst, 1, plane, 1, g.H * g.W);  // no gaps (pw = 0): one copy
-    if constexpr (kBf16Float<acc_t, scalar_t>) {
+    if constexpr (kVectorConversion<acc_t, scalar_t>) {
       if (g.W < 8) {  // rows shorter than a vector: the plane widened in one run first
         copy_run(scratch, 1, plane, 1, g.H * g.W);
         return copy_rows(dst, S, scratch, g.W, g.H, g.W);
@@ -356,7 +396,7 @@ void conv_rows_direct(const Geometry& g, int b, const acc_t* buf, const int64_t*
 // rows of 3 to 8 vectors gets its rows straight from conv_rows_direct (at 56x56, fp32 AVX2: forward
 // 19% and backward 8% faster, with the prefetch change below; at 14x14 and 7x7, rows of one or two
 // vectors, it measured no faster, and is not used). Otherwise the whole flat plane is computed into
-// `flat` (flat_len values), and the W values of each row are copied out; a bf16 output with rows
+// `flat` (flat_len values), and the W values of each row are copied out; a bf16 / fp16 output with rows
 // shorter than a vector gets them gathered densely after flat_len first (flat holds flat_len_max + H
 // x W values) and narrowed in one run.
 template <typename scalar_t, typename acc_t>
@@ -382,7 +422,7 @@ void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, 
   for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, 8>(buf + p, 0, off, taps, wt, 0, &bias, flat + p, 0);
   if (p < n_out) conv_tile_n<acc_t>((n_out - p + L - 1) / L, buf + p, off, taps, wt, &bias, flat + p);
   if (S == g.W && os.w == 1 && os.h == g.W) return copy_run(out, 1, flat, 1, g.H * g.W);  // dense, no gaps
-  if constexpr (kBf16Float<scalar_t, acc_t>) {
+  if constexpr (kVectorConversion<scalar_t, acc_t>) {
     if (os.w == 1 && os.h == g.W && g.W < 8) {  // rows shorter than a vector: narrowed in one run
       acc_t* rows = flat + flat_len(g, b);
       copy_rows(rows, g.W, flat, S, g.H, g.W);
