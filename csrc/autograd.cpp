@@ -47,8 +47,8 @@ constexpr int kArgs = 8;
 
 }  // namespace
 
-// Outside the anonymous namespace: the node's name (grad_fn.name(), autograd error messages) is
-// this type's name, "inception_dwconv::FusedInceptionDWConv".
+// Outside the anonymous namespace: the node's name (grad_fn.name(), autograd error messages) comes
+// from this type's: "torch::autograd::CppNode<inception_dwconv::FusedInceptionDWConv>".
 struct FusedInceptionDWConv : public torch::autograd::Function<FusedInceptionDWConv> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w_hw,
                             const std::optional<at::Tensor>& b_hw, const at::Tensor& w_w,
