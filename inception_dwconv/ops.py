@@ -147,11 +147,37 @@ def _plain(tensors) -> bool:
         type(t) is Tensor or type(t) is torch.nn.Parameter for t in tensors if t is not None)
 
 
+def _eager_plain(args) -> bool:
+    """An eager call on plain tensors: no compiler, tracer, dispatch or function mode, no subclass."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0
+                or torch._C._is_torch_function_mode_enabled() or not _plain(args))
+
+
+_AUTOCAST_OP = []  # inception_dwconv::fused_forward_autocast_bf16 once found registered
+
+
+def call_forward_autocast_bf16(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
+    """The CPU kernels' one-pass forward under autocast to bf16 (fp32 x and parameters, rounded to
+    bf16 inside: the result of functional._forward_autocast, bit for bit) when it applies: an eager
+    call on plain CPU tensors with the cpu backend and no gradient wanted. Else None, and the caller
+    composes it."""
+    args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
+    if backend != "cpu" or not _eager_plain(args):
+        return None
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        return None
+    if not _AUTOCAST_OP:
+        try:
+            _AUTOCAST_OP.append(torch.ops.inception_dwconv.fused_forward_autocast_bf16.default)
+        except (AttributeError, RuntimeError):  # an extension built before the op existed
+            return None
+    return _AUTOCAST_OP[0](*args, dilation)
+
+
 def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
     """The forward op, by the cheapest route that gives the same result (see above)."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
-    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack() > 0
-            or torch._C._is_torch_function_mode_enabled() or not _plain(args)):
+    if not _eager_plain(args):
         if torch.onnx.is_in_onnx_export():  # both exporters trace through here
             # ONNX has no kernel for the fused op: export what it computes, split / grouped Conv /
             # concat, which every ONNX runtime has.

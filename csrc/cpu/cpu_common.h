@@ -94,6 +94,26 @@ struct BranchWeights {
   }
 };
 
+// fp32 storage read and written at bf16 precision: the forward of the eager module under CPU
+// autocast to bf16 (each conv rounds its input slice and weights to bf16 and its output back, cat
+// promotes to fp32, the identity channels stay exact), in one pass. Converting to or from float
+// rounds to nearest even as c10::BFloat16 does (NaN to NaN); copying one to another moves the fp32
+// bits unchanged, which is what the identity channels get.
+struct Bf16RoundedFloat {
+  float v;
+  Bf16RoundedFloat() = default;
+  Bf16RoundedFloat(float f) : v(round(f)) {}  // NOLINT: implicit, like the conversions of c10's types
+  operator float() const { return round(v); }
+  static float round(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof(u));
+    u = f != f ? UINT32_C(0x7FC00000) : (u + ((u >> 16) & 1) + UINT32_C(0x7FFF)) & UINT32_C(0xFFFF0000);
+    float r;
+    std::memcpy(&r, &u, sizeof(r));
+    return r;
+  }
+};
+
 // Weight-grad partials: one block per work item, laid out (branch, tap or bias, channel), taps
 // padded to max_taps + 1 (the last slot is the bias). Reduced over items in index order.
 struct PartialLayout {
@@ -146,6 +166,10 @@ INCEPTION_DWCONV_DECLARE_CPU_KERNELS(generic)
 INCEPTION_DWCONV_DECLARE_CPU_KERNELS(avx2)
 #endif
 
+#define INCEPTION_DWCONV_INSTANTIATE_CPU_FORWARD(T)                                                          \
+  template void forward<T>(const Geometry&, Path, const at::Tensor&, const BranchWeights<at::opmath_type<T>>&, \
+                           at::Tensor&);
+
 #define INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(T)                                                          \
   template void forward<T>(const Geometry&, Path, const at::Tensor&, const BranchWeights<at::opmath_type<T>>&, \
                            at::Tensor&);                                                                     \
@@ -154,3 +178,11 @@ INCEPTION_DWCONV_DECLARE_CPU_KERNELS(avx2)
                             const PartialLayout&);
 
 }  // namespace inception_dwconv
+
+// The kernels accumulate a Bf16RoundedFloat tensor in float.
+namespace at {
+template <>
+struct OpMathType<inception_dwconv::Bf16RoundedFloat> {
+  using type = float;
+};
+}  // namespace at

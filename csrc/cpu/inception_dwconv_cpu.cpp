@@ -74,6 +74,35 @@ at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const 
   return y;
 }
 
+// The forward of the eager module under CPU autocast to bf16, for fp32 x, weights and biases:
+// conv channels computed from x and the weights rounded to bf16 and rounded to bf16 again on the
+// way out, as fp32; identity channels copied exactly. One pass, where the eager composition (cast
+// x and the six parameters, bf16 forward, cast back, copy the identity) makes four over x.
+at::Tensor fused_forward_autocast_bf16_cpu(const at::Tensor& x, const at::Tensor& w_hw,
+                                           const std::optional<at::Tensor>& b_hw, const at::Tensor& w_w,
+                                           const std::optional<at::Tensor>& b_w, const at::Tensor& w_h,
+                                           const std::optional<at::Tensor>& b_h, int64_t dilation) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat, "fused_forward_autocast_bf16 needs an fp32 x, got ", x.scalar_type());
+  const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);  // weights fp32 like x
+  check_bias(x, b_hw, g.gc, "bias_hw");
+  check_bias(x, b_w, g.gc, "bias_w");
+  check_bias(x, b_h, g.gc, "bias_h");
+  TORCH_CHECK(x.device().is_cpu(), "fused_forward_autocast_bf16 (CPU kernel) got x on ", x.device());
+  const bool cl = is_channels_last_like(x);
+  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
+  if (y.numel() == 0) return y;
+  const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
+  const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
+  const Path path = choose_path(cl);
+  BranchWeights<float> bw(g, ws, bs, /*flip=*/false, /*row=*/path != Path::kPlanes);
+  for (int b = 0; b < 3; ++b) {  // autocast's casts of the parameters (rows and biases are copies)
+    for (auto* v : {&bw.plane[b], &bw.row[b], &bw.bias[b], &bw.bias_row[b]})
+      for (float& e : *v) e = Bf16RoundedFloat::round(e);
+  }
+  run_forward<Bf16RoundedFloat>(g, path, x, bw, y);
+  return y;
+}
+
 // Sums the per-item partials in item order; returns (grad_w, grad_b) per branch in the weights' dtype.
 template <typename acc_t>
 std::vector<at::Tensor> reduce_weight_partials(const Geometry& g, const PartialLayout& L, const std::vector<acc_t>& part,
@@ -141,11 +170,14 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
 TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) {
   m.def("cpu_isa() -> str", &cpu_isa);
   m.def("cpu_parallel() -> str", &cpu_parallel);
+  m.def("fused_forward_autocast_bf16(Tensor x, Tensor weight_hw, Tensor? bias_hw, Tensor weight_w, Tensor? bias_w, "
+        "Tensor weight_h, Tensor? bias_h, int dilation) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(inception_dwconv, CPU, m) {
   m.impl("fused_forward", &fused_forward_cpu);
   m.impl("fused_backward", &fused_backward_cpu);
+  m.impl("fused_forward_autocast_bf16", &fused_forward_autocast_bf16_cpu);
 }
 
 }  // namespace inception_dwconv

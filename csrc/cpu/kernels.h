@@ -162,10 +162,34 @@ template <typename dst_t, typename src_t>
 constexpr bool kHalfFloat = false;
 #endif
 
+// Bf16RoundedFloat <-> float (the autocast forward): fp32 values rounded to bf16 precision, 8 a
+// vector, as Bf16RoundedFloat::round does.
+template <typename dst_t, typename src_t>
+constexpr bool kRoundedFloat = (std::is_same_v<dst_t, float> && std::is_same_v<src_t, Bf16RoundedFloat>) ||
+                               (std::is_same_v<dst_t, Bf16RoundedFloat> && std::is_same_v<src_t, float>);
+
+inline F32x8 round_bf16x8(F32x8 f) {
+  const U32x8 u = (U32x8)f, nan = (U32x8)(f != f);
+  const U32x8 rounded = (u + (((u >> 16) & 1) + 0x7FFF)) & 0xFFFF0000u;
+  return (F32x8)((rounded & ~nan) | (nan & 0x7FC00000u));
+}
+
+// dst[0:n] = src[0:n] rounded, n >= 8: whole vectors, then one last vector ending at n.
+template <typename dst_t, typename src_t>
+inline bool convert_rounded_vectors(dst_t* dst, const src_t* src, int64_t n) {
+  if (n < 8) return false;
+  float* d = reinterpret_cast<float*>(dst);
+  const float* s = reinterpret_cast<const float*>(src);
+  int64_t v = 0;
+  for (; v + 8 <= n; v += 8) *reinterpret_cast<F32x8*>(d + v) = round_bf16x8(*reinterpret_cast<const F32x8*>(s + v));
+  if (v < n) *reinterpret_cast<F32x8*>(d + n - 8) = round_bf16x8(*reinterpret_cast<const F32x8*>(s + n - 8));
+  return true;
+}
+
 // Conversions that this build vectorizes itself (above): short plane rows are converted as whole
 // planes (load_plane, conv_plane) so that they take vectors too.
 template <typename dst_t, typename src_t>
-constexpr bool kVectorConversion = kBf16Float<dst_t, src_t> || kHalfFloat<dst_t, src_t>;
+constexpr bool kVectorConversion = kBf16Float<dst_t, src_t> || kHalfFloat<dst_t, src_t> || kRoundedFloat<dst_t, src_t>;
 
 // Same-type runs of at least this many values are copied by memcpy (copy_run, copy_rows).
 constexpr int64_t kMemcpyMin = 256;
@@ -185,10 +209,15 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
         if (copy_short_vectors(dst, src, n)) return;
       } else if constexpr (sizeof(src_t) == 2) {
         if (copy_short_vectors(reinterpret_cast<uint16_t*>(dst), reinterpret_cast<const uint16_t*>(src), n)) return;
+      } else if constexpr (std::is_same_v<src_t, Bf16RoundedFloat>) {  // fp32 bits
+        if (copy_short_vectors(reinterpret_cast<float*>(dst), reinterpret_cast<const float*>(src), n)) return;
       }
     }
     if constexpr (kBf16Float<dst_t, src_t>) {
       if (convert_bf16_short(dst, src, n)) return;
+    }
+    if constexpr (kRoundedFloat<dst_t, src_t>) {
+      if (convert_rounded_vectors(dst, src, n)) return;
     }
 #if defined(KERNEL_F16C)
     if constexpr (kHalfFloat<dst_t, src_t>) {
@@ -535,8 +564,8 @@ template <typename scalar_t>
 void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<acc_type<scalar_t>>& bw, at::Tensor& y) {
   using acc_t = acc_type<scalar_t>;
   const Strides4 xs(x), ys(y);
-  const scalar_t* xp = x.data_ptr<scalar_t>();
-  scalar_t* yp = y.data_ptr<scalar_t>();
+  const scalar_t* xp = static_cast<const scalar_t*>(x.data_ptr());  // untyped: Bf16RoundedFloat too
+  scalar_t* yp = static_cast<scalar_t*>(y.data_ptr());
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   at::parallel_for(0, PlaneCursor::items(g, true), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> bufs(g, true);
@@ -708,8 +737,8 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
                   at::Tensor& y) {
   using acc_t = acc_type<scalar_t>;
   const Strides4 xs(x), ys(y);
-  const scalar_t* xp = x.data_ptr<scalar_t>();
-  scalar_t* yp = y.data_ptr<scalar_t>();
+  const scalar_t* xp = static_cast<const scalar_t*>(x.data_ptr());  // untyped: Bf16RoundedFloat too
+  scalar_t* yp = static_cast<scalar_t*>(y.data_ptr());
   const RowChunks chunks(g);
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
