@@ -153,25 +153,51 @@ def _eager_plain(args) -> bool:
                 or torch._C._is_torch_function_mode_enabled() or not _plain(args))
 
 
-_AUTOCAST_OP = []  # inception_dwconv::fused_forward_autocast_bf16 once found registered
+def _autocast_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
+                       compute_weight):
+    return torch.ops.inception_dwconv.fused_backward_autocast_bf16(
+        grad_out, x, weight_hw, weight_w, weight_h, dilation, compute_input, compute_weight)
+
+
+class _CpuAutocastBf16(torch.autograd.Function):
+    """The CPU kernels' autocast-to-bf16 forward and backward (fp32 tensors read at bf16 precision)."""
+
+    @staticmethod
+    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation):
+        ctx.save_for_backward(x, weight_hw, weight_w, weight_h)
+        ctx.dilation = dilation
+        return torch.ops.inception_dwconv.fused_forward_autocast_bf16(
+            x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, "cpu", _autocast_backward)[:8]
+
+
+_AUTOCAST_OPS = []  # set once the extension's autocast ops are found registered
 
 
 def call_forward_autocast_bf16(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
-    """The CPU kernels' one-pass forward under autocast to bf16 (fp32 x and parameters, rounded to
-    bf16 inside: the result of functional._forward_autocast, bit for bit) when it applies: an eager
-    call on plain CPU tensors with the cpu backend and no gradient wanted. Else None, and the caller
-    composes it."""
+    """The CPU kernels' one-pass forward (and backward) under autocast to bf16, for fp32 x and
+    parameters rounded to bf16 inside: functional._forward_autocast's result and gradients, bit for
+    bit, when it applies: an eager call on plain CPU tensors with the cpu backend, outside torch.func
+    transforms. Else None, and the caller composes it."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
     if backend != "cpu" or not _eager_plain(args):
         return None
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
-        return None
-    if not _AUTOCAST_OP:
+    if not _AUTOCAST_OPS:
         try:
-            _AUTOCAST_OP.append(torch.ops.inception_dwconv.fused_forward_autocast_bf16.default)
-        except (AttributeError, RuntimeError):  # an extension built before the op existed
+            _AUTOCAST_OPS.append(torch.ops.inception_dwconv.fused_forward_autocast_bf16.default)
+            _AUTOCAST_OPS.append(torch.ops.inception_dwconv.fused_backward_autocast_bf16.default)
+        except (AttributeError, RuntimeError):  # an extension built before the ops existed
+            _AUTOCAST_OPS.clear()
             return None
-    return _AUTOCAST_OP[0](*args, dilation)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        if torch._C._functorch.peek_interpreter_stack() is not None:
+            return None
+        return _CpuAutocastBf16.apply(*args, dilation)
+    return _AUTOCAST_OPS[0](*args, dilation)
 
 
 def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):

@@ -92,11 +92,14 @@ struct BranchWeights {
       }
     }
   }
+  // Every weight and bias rounded to bf16 (autocast's casts of fp32 parameters); defined after
+  // Bf16RoundedFloat below.
+  void round_to_bf16();
 };
 
-// fp32 storage read and written at bf16 precision: the forward of the eager module under CPU
-// autocast to bf16 (each conv rounds its input slice and weights to bf16 and its output back, cat
-// promotes to fp32, the identity channels stay exact), in one pass. Converting to or from float
+// fp32 storage read and written at bf16 precision: the eager module under CPU autocast to bf16 (each
+// conv rounds its input slice and weights to bf16 and its output back, cat promotes to fp32, the
+// identity channels stay exact; backward likewise with grad_out and the gradients), in one pass. Converting to or from float
 // rounds to nearest even as c10::BFloat16 does (NaN to NaN); copying one to another moves the fp32
 // bits unchanged, which is what the identity channels get.
 struct Bf16RoundedFloat {
@@ -113,6 +116,13 @@ struct Bf16RoundedFloat {
     return r;
   }
 };
+
+template <typename acc_t>
+void BranchWeights<acc_t>::round_to_bf16() {
+  for (int b = 0; b < 3; ++b)
+    for (auto* v : {&plane[b], &row[b], &bias[b], &bias_row[b]})
+      for (acc_t& e : *v) e = static_cast<acc_t>(Bf16RoundedFloat::round(static_cast<float>(e)));
+}
 
 // Weight-grad partials: one block per work item, laid out (branch, tap or bias, channel), taps
 // padded to max_taps + 1 (the last slot is the bias). Reduced over items in index order.
@@ -165,10 +175,6 @@ INCEPTION_DWCONV_DECLARE_CPU_KERNELS(generic)
 #if defined(INCEPTION_DWCONV_X86)
 INCEPTION_DWCONV_DECLARE_CPU_KERNELS(avx2)
 #endif
-
-#define INCEPTION_DWCONV_INSTANTIATE_CPU_FORWARD(T)                                                          \
-  template void forward<T>(const Geometry&, Path, const at::Tensor&, const BranchWeights<at::opmath_type<T>>&, \
-                           at::Tensor&);
 
 #define INCEPTION_DWCONV_INSTANTIATE_CPU_KERNELS(T)                                                          \
   template void forward<T>(const Geometry&, Path, const at::Tensor&, const BranchWeights<at::opmath_type<T>>&, \

@@ -95,22 +95,24 @@ at::Tensor fused_forward_autocast_bf16_cpu(const at::Tensor& x, const at::Tensor
   const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
   const Path path = choose_path(cl);
   BranchWeights<float> bw(g, ws, bs, /*flip=*/false, /*row=*/path != Path::kPlanes);
-  for (int b = 0; b < 3; ++b) {  // autocast's casts of the parameters (rows and biases are copies)
-    for (auto* v : {&bw.plane[b], &bw.row[b], &bw.bias[b], &bw.bias_row[b]})
-      for (float& e : *v) e = Bf16RoundedFloat::round(e);
-  }
+  bw.round_to_bf16();  // autocast's casts of the parameters
   run_forward<Bf16RoundedFloat>(g, path, x, bw, y);
   return y;
 }
 
 // Sums the per-item partials in item order; returns (grad_w, grad_b) per branch in the weights' dtype.
+// round_bf16: the sums rounded to bf16 (the autocast backward's bf16 weight grads, cast back).
 template <typename acc_t>
 std::vector<at::Tensor> reduce_weight_partials(const Geometry& g, const PartialLayout& L, const std::vector<acc_t>& part,
-                                               int64_t items, const at::TensorOptions& opts) {
+                                               int64_t items, const at::TensorOptions& opts, bool round_bf16 = false) {
   std::vector<acc_t> total(L.item_size(), acc_t(0));
   for (int64_t it = 0; it < items; ++it) {
     const acc_t* p = part.data() + it * L.item_size();
     for (int64_t e = 0; e < L.item_size(); ++e) total[e] += p[e];
+  }
+  if constexpr (std::is_same_v<acc_t, float>) {
+    if (round_bf16)
+      for (acc_t& e : total) e = Bf16RoundedFloat::round(e);
   }
   const auto acc_scalar = c10::CppTypeToScalarType<acc_t>::value;
   std::vector<at::Tensor> out;
@@ -129,9 +131,13 @@ std::vector<at::Tensor> reduce_weight_partials(const Geometry& g, const PartialL
   return out;
 }
 
-std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& w_hw,
-                                           const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation,
-                                           bool compute_input, bool compute_weight) {
+// The backward, for x's dtype, or (autocast_bf16) for an fp32 x read at bf16 precision: grad_out's
+// conv channels and x rounded to bf16 on load, the conv grads and weight grads rounded to bf16 as
+// fp32, the identity channels of grad_out passed through exactly (what the eager module under CPU
+// autocast to bf16 gives fp32 tensors).
+std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& w_hw,
+                                     const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation, bool compute_input,
+                                     bool compute_weight, bool autocast_bf16) {
   const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);
   TORCH_CHECK(x.device().is_cpu(), "fused_backward (CPU kernel) got x on ", x.device());
   check_grad_out(grad_out, x);
@@ -145,10 +151,13 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
   const Path path = choose_path(cl);
   const int64_t items = gy.numel() == 0 ? 0 : (path == Path::kPlanes ? g.N : RowChunks(g).items(g));
   std::vector<at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_backward_cpu", [&] {
+  const auto body = [&](auto tag) {
+    using scalar_t = decltype(tag);
     using acc_t = at::opmath_type<scalar_t>;
+    constexpr bool rounded = std::is_same_v<scalar_t, Bf16RoundedFloat>;
     const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
     BranchWeights<acc_t> flipped(g, ws, nullptr, /*flip=*/true, /*row=*/path != Path::kPlanes && compute_input);
+    if constexpr (rounded) flipped.round_to_bf16();
     std::vector<acc_t> part(compute_weight ? items * L.item_size() : 0, acc_t(0));
     if (items > 0 && (compute_input || compute_weight)) {
       run_backward<scalar_t>(g, path, gy, x, flipped, compute_input ? &gx : nullptr,
@@ -156,11 +165,31 @@ std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at:
     }
     if (compute_input) out.push_back(gx);
     if (compute_weight) {
-      auto wg = reduce_weight_partials<acc_t>(g, L, part, items, x.options());
+      auto wg = reduce_weight_partials<acc_t>(g, L, part, items, x.options(), rounded);
       out.insert(out.end(), wg.begin(), wg.end());
     }
-  });
+  };
+  if (autocast_bf16) {
+    TORCH_CHECK(x.scalar_type() == at::kFloat, "fused_backward_autocast_bf16 needs an fp32 x, got ", x.scalar_type());
+    body(Bf16RoundedFloat{});
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_backward_cpu",
+                                    [&] { body(scalar_t{}); });
+  }
   return out;
+}
+
+std::vector<at::Tensor> fused_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& w_hw,
+                                           const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation,
+                                           bool compute_input, bool compute_weight) {
+  return backward_cpu(grad_out, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight, false);
+}
+
+std::vector<at::Tensor> fused_backward_autocast_bf16_cpu(const at::Tensor& grad_out, const at::Tensor& x,
+                                                         const at::Tensor& w_hw, const at::Tensor& w_w,
+                                                         const at::Tensor& w_h, int64_t dilation, bool compute_input,
+                                                         bool compute_weight) {
+  return backward_cpu(grad_out, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight, true);
 }
 
 }  // namespace
@@ -172,12 +201,15 @@ TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) {
   m.def("cpu_parallel() -> str", &cpu_parallel);
   m.def("fused_forward_autocast_bf16(Tensor x, Tensor weight_hw, Tensor? bias_hw, Tensor weight_w, Tensor? bias_w, "
         "Tensor weight_h, Tensor? bias_h, int dilation) -> Tensor");
+  m.def("fused_backward_autocast_bf16(Tensor grad_out, Tensor x, Tensor weight_hw, Tensor weight_w, "
+        "Tensor weight_h, int dilation, bool compute_input, bool compute_weight) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(inception_dwconv, CPU, m) {
   m.impl("fused_forward", &fused_forward_cpu);
   m.impl("fused_backward", &fused_backward_cpu);
   m.impl("fused_forward_autocast_bf16", &fused_forward_autocast_bf16_cpu);
+  m.impl("fused_backward_autocast_bf16", &fused_backward_autocast_bf16_cpu);
 }
 
 }  // namespace inception_dwconv

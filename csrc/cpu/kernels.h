@@ -327,8 +327,8 @@ struct BackwardTensors {
   const scalar_t* xp;
   scalar_t* gxp;
   BackwardTensors(const at::Tensor& gy, const at::Tensor& x, at::Tensor* gx)
-      : gys(gy), xs(x), gxs(gx ? *gx : gy), gyp(gy.data_ptr<scalar_t>()), xp(x.data_ptr<scalar_t>()),
-        gxp(gx ? gx->data_ptr<scalar_t>() : nullptr) {}
+      : gys(gy), xs(x), gxs(gx ? *gx : gy), gyp(static_cast<const scalar_t*>(gy.data_ptr())),
+        xp(static_cast<const scalar_t*>(x.data_ptr())), gxp(gx ? static_cast<scalar_t*>(gx->data_ptr()) : nullptr) {}
 };
 
 // One zeroed flat buffer per branch (cpu_common.h, flat_stride): loading a plane writes only its
