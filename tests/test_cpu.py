@@ -156,6 +156,57 @@ def _assert_same_16bit(a, b):
     assert torch.equal(a[keep].view(torch.int16), b[keep].view(torch.int16))
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+@pytest.mark.parametrize("C,gc,H,W", [(40, 10, 9, 12), (40, 10, 7, 7), (96, 12, 14, 14), (48, 12, 5, 20)])
+def test_cpu_autocast_forward_in_one_pass(monkeypatch, layout, C, gc, H, W):
+    # An fp32 x under CPU autocast to bf16 takes one kernel pass (fused_forward_autocast_bf16, and
+    # fused_backward_autocast_bf16 for a gradient) that must give the composed result (casts, bf16
+    # op, cast back, exact identity channels) and its gradients bit for bit, NaN where NaN.
+    from inception_dwconv import functional, ops
+    torch.manual_seed(5)
+    mod = inception_dwconv.InceptionDWConv2d(C, band_kernel_size=9, branch_ratio=gc / C, backend="cpu")
+    x = torch.randn(2, C + 6, H, W) * 3
+    x = x[:, 3:3 + C] if layout == "strided" else x[:, :C].contiguous()
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x[0, C - 2, H // 2, W // 2] = float("nan")
+    x[1, 1, 0, :] = 3.0e38
+    used = []
+    real = ops.call_forward_autocast_bf16
+    monkeypatch.setattr(ops, "call_forward_autocast_bf16", lambda *a: used.append(1) or real(*a))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mod(x)
+    assert used and y.dtype == torch.float32
+    params = [p.detach() for p in mod.parameters()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with monkeypatch.context() as m:
+            m.setattr(ops, "call_forward_autocast_bf16", lambda *a: None)
+            composed = functional._forward_autocast(x, params, 1, "cpu", torch.bfloat16)
+    assert y.stride() == composed.stride()
+    assert torch.equal(y.isnan(), composed.isnan()) and y.isnan().any()
+    assert torch.equal(y.nan_to_num(), composed.nan_to_num())
+    assert torch.equal(y[:, :C - 3 * gc], x[:, :C - 3 * gc])  # identity: exact fp32
+    # with a gradient: the kernels' autocast backward, against the composition's autograd graph
+    x[0, C - 2, H // 2, W // 2] = 0.5  # finite weight grads
+    x[1, 1, 0, :] = 2.0
+    x.requires_grad_()
+    grad_out = torch.randn(x.shape)
+    grad_out[:, 0] = -0.0  # identity channels pass through exactly
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = mod(x)
+        return [y] + list(torch.autograd.grad(y, [x, *mod.parameters()], grad_out))
+
+    one_pass = run()
+    assert "CpuAutocastBf16" in one_pass[0].grad_fn.name()
+    with monkeypatch.context() as m:
+        m.setattr(ops, "call_forward_autocast_bf16", lambda *a: None)
+        composed = run()
+    for a, b in zip(one_pass, composed):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 def test_raw_op_checks():
     # The dispatcher op checks its own inputs (TORCH_CHECK -> RuntimeError) for direct callers.
     x = torch.randn(1, 8, 5, 5)
