@@ -53,9 +53,14 @@ void run_backward(const Geometry& g, Path path, const at::Tensor& gy, const at::
   generic::backward<scalar_t>(g, path, gy, x, flipped, gx, part, L);
 }
 
-at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const std::optional<at::Tensor>& b_hw,
-                             const at::Tensor& w_w, const std::optional<at::Tensor>& b_w, const at::Tensor& w_h,
-                             const std::optional<at::Tensor>& b_h, int64_t dilation) {
+// The forward, for x's dtype, or (autocast_bf16) what the eager module under CPU autocast to bf16
+// gives an fp32 x and fp32 parameters: conv channels computed from x and the weights rounded to
+// bf16 and rounded to bf16 again on the way out, as fp32; identity channels copied exactly. One pass,
+// where the eager composition (cast x and the six parameters, bf16 forward, cast back, copy the
+// identity) makes four over x.
+at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const std::optional<at::Tensor>& b_hw,
+                       const at::Tensor& w_w, const std::optional<at::Tensor>& b_w, const at::Tensor& w_h,
+                       const std::optional<at::Tensor>& b_h, int64_t dilation, bool autocast_bf16) {
   const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);
   check_bias(x, b_hw, g.gc, "bias_hw");
   check_bias(x, b_w, g.gc, "bias_w");
@@ -66,38 +71,34 @@ at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const 
   if (y.numel() == 0) return y;
   const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
   const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_forward_cpu", [&] {
-    const Path path = choose_path(cl);
+  const Path path = choose_path(cl);
+  const auto body = [&](auto tag) {
+    using scalar_t = decltype(tag);
     BranchWeights<at::opmath_type<scalar_t>> bw(g, ws, bs, /*flip=*/false, /*row=*/path != Path::kPlanes);
+    if constexpr (std::is_same_v<scalar_t, Bf16RoundedFloat>) bw.round_to_bf16();  // autocast's casts
     run_forward<scalar_t>(g, path, x, bw, y);
-  });
+  };
+  if (autocast_bf16) {
+    TORCH_CHECK(x.scalar_type() == at::kFloat, "fused_forward_autocast_bf16 needs an fp32 x, got ", x.scalar_type());
+    body(Bf16RoundedFloat{});
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_forward_cpu",
+                                    [&] { body(scalar_t{}); });
+  }
   return y;
 }
 
-// The forward of the eager module under CPU autocast to bf16, for fp32 x, weights and biases:
-// conv channels computed from x and the weights rounded to bf16 and rounded to bf16 again on the
-// way out, as fp32; identity channels copied exactly. One pass, where the eager composition (cast
-// x and the six parameters, bf16 forward, cast back, copy the identity) makes four over x.
+at::Tensor fused_forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const std::optional<at::Tensor>& b_hw,
+                             const at::Tensor& w_w, const std::optional<at::Tensor>& b_w, const at::Tensor& w_h,
+                             const std::optional<at::Tensor>& b_h, int64_t dilation) {
+  return forward_cpu(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, false);
+}
+
 at::Tensor fused_forward_autocast_bf16_cpu(const at::Tensor& x, const at::Tensor& w_hw,
                                            const std::optional<at::Tensor>& b_hw, const at::Tensor& w_w,
                                            const std::optional<at::Tensor>& b_w, const at::Tensor& w_h,
                                            const std::optional<at::Tensor>& b_h, int64_t dilation) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat, "fused_forward_autocast_bf16 needs an fp32 x, got ", x.scalar_type());
-  const Geometry g = make_geometry(x, w_hw, w_w, w_h, dilation);  // weights fp32 like x
-  check_bias(x, b_hw, g.gc, "bias_hw");
-  check_bias(x, b_w, g.gc, "bias_w");
-  check_bias(x, b_h, g.gc, "bias_h");
-  TORCH_CHECK(x.device().is_cpu(), "fused_forward_autocast_bf16 (CPU kernel) got x on ", x.device());
-  const bool cl = is_channels_last_like(x);
-  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
-  if (y.numel() == 0) return y;
-  const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
-  const std::optional<at::Tensor>* bs[3] = {&b_hw, &b_w, &b_h};
-  const Path path = choose_path(cl);
-  BranchWeights<float> bw(g, ws, bs, /*flip=*/false, /*row=*/path != Path::kPlanes);
-  bw.round_to_bf16();  // autocast's casts of the parameters
-  run_forward<Bf16RoundedFloat>(g, path, x, bw, y);
-  return y;
+  return forward_cpu(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, true);
 }
 
 // Sums the per-item partials in item order; returns (grad_w, grad_b) per branch in the weights' dtype.
