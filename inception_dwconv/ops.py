@@ -129,17 +129,28 @@ class _EagerFunctionForTransforms(torch.autograd.Function):
 
 
 _COMPILED = ("cpu", "cuda")  # the backends whose kernels are the extension's fused_forward / fused_backward
-_CPP_AUTOGRAD = []  # the op below once it has been found registered
+_EXTENSION_OPS = {}  # extension ops found registered, by name
+
+
+def _extension_op(name: str):
+    """torch.ops.inception_dwconv.<name>.default when the loaded extension registers it, else None
+    (an extension built before the op existed)."""
+    op = _EXTENSION_OPS.get(name)
+    if op is None:
+        try:
+            op = _EXTENSION_OPS[name] = getattr(torch.ops.inception_dwconv, name).default
+        except (AttributeError, RuntimeError):
+            return None
+    return op
 
 
 def _cpp_autograd_op():
     """inception_dwconv::fused_autograd (csrc/autograd.cpp) when the loaded extension has it, else None."""
-    if not _CPP_AUTOGRAD:
-        try:
-            _CPP_AUTOGRAD.append(torch.ops.inception_dwconv.fused_autograd.default)
-        except (AttributeError, RuntimeError):  # an extension built before the op existed
-            return None
-    return _CPP_AUTOGRAD[0]
+    return _extension_op("fused_autograd")
+
+
+def _wants_grad(args) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
 
 
 def _plain(tensors) -> bool:
@@ -175,9 +186,6 @@ class _CpuAutocastBf16(torch.autograd.Function):
         return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, "cpu", _autocast_backward)[:8]
 
 
-_AUTOCAST_OPS = []  # set once the extension's autocast ops are found registered
-
-
 def call_forward_autocast_bf16(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
     """The CPU kernels' one-pass forward (and backward) under autocast to bf16, for fp32 x and
     parameters rounded to bf16 inside: functional._forward_autocast's result and gradients, bit for
@@ -186,18 +194,14 @@ def call_forward_autocast_bf16(x, weight_hw, bias_hw, weight_w, bias_w, weight_h
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
     if backend != "cpu" or not _eager_plain(args):
         return None
-    if not _AUTOCAST_OPS:
-        try:
-            _AUTOCAST_OPS.append(torch.ops.inception_dwconv.fused_forward_autocast_bf16.default)
-            _AUTOCAST_OPS.append(torch.ops.inception_dwconv.fused_backward_autocast_bf16.default)
-        except (AttributeError, RuntimeError):  # an extension built before the ops existed
-            _AUTOCAST_OPS.clear()
-            return None
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+    forward_op = _extension_op("fused_forward_autocast_bf16")
+    if forward_op is None or _extension_op("fused_backward_autocast_bf16") is None:
+        return None
+    if _wants_grad(args):
         if torch._C._functorch.peek_interpreter_stack() is not None:
             return None
         return _CpuAutocastBf16.apply(*args, dilation)
-    return _AUTOCAST_OPS[0](*args, dilation)
+    return forward_op(*args, dilation)
 
 
 def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
@@ -209,7 +213,7 @@ def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dila
             # concat, which every ONNX runtime has.
             return reference.inception_dwconv_reference(*args, dilation)
         return forward(*args, dilation, backend)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+    if _wants_grad(args):
         if torch._C._functorch.peek_interpreter_stack() is not None:  # inside a torch.func transform
             return _EagerFunctionForTransforms.apply(*args, dilation, backend)
         if backend in _COMPILED:
