@@ -150,13 +150,15 @@ def _forward_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) ->
             return t.to(low)
         return t
 
-    if (low is torch.bfloat16 and x.dtype is torch.float32 and x.device.type == "cpu"
-            and all(p is None or (isinstance(p, Tensor) and p.dtype is torch.float32) for p in params)):
-        check_inputs(x, *params, dilation)
-        if 3 * params[0].shape[0] < x.shape[1]:  # identity channels: an fp32 output
-            y = ops.call_forward_autocast_bf16(x, *params, dilation, backends.resolve(backend, "cpu"))
-            if y is not None:
-                return y
+    if x.dtype is torch.float32 and all(p is None or (isinstance(p, Tensor) and p.dtype is torch.float32)
+                                        for p in params):
+        name = backends.resolve(backend, x.device.type)
+        if ops._autocast_kernels(name, low) is not None:  # the backend can do it in one pass
+            check_inputs(x, *params, dilation)
+            if 3 * params[0].shape[0] < x.shape[1]:  # identity channels: an fp32 output
+                y = ops.call_forward_autocast(x, *params, dilation, name, low)
+                if y is not None:
+                    return y
     x_low = cast(x)
     params_low = [cast(p) for p in params]
     with torch.autocast(x.device.type, enabled=False):

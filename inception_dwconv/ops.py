@@ -10,6 +10,7 @@ Two torch.library custom ops in the ``inception_dwconv`` namespace:
 each with a fake (meta) implementation, and an autograd formula that links them. ``backend`` is
 already resolved to a concrete backend name (never "auto") by ``functional``.
 """
+import functools
 from typing import List, Optional
 
 import torch
@@ -164,44 +165,58 @@ def _eager_plain(args) -> bool:
                 or torch._C._is_torch_function_mode_enabled() or not _plain(args))
 
 
-def _autocast_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
+def _autocast_kernels(backend: str, low: torch.dtype):
+    """(forward, backward) of a backend's one-pass kernels under autocast to `low`, or None: the
+    CPU kernels for bf16 (when the loaded extension has them), the Triton kernels for bf16 and fp16.
+    They take the backend's forward / backward arguments, less the backend name."""
+    if backend == "cpu" and low is torch.bfloat16:
+        forward_op = _extension_op("fused_forward_autocast_bf16")
+        backward_op = _extension_op("fused_backward_autocast_bf16")
+        return None if forward_op is None or backward_op is None else (forward_op, backward_op)
+    if backend == "triton" and low in (torch.bfloat16, torch.float16):
+        mod = backends.get("triton")
+        return functools.partial(mod.forward, low=low), functools.partial(mod.backward, low=low)
+    return None
+
+
+def _autocast_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backward_kernel, compute_input,
                        compute_weight):
-    return torch.ops.inception_dwconv.fused_backward_autocast_bf16(
-        grad_out, x, weight_hw, weight_w, weight_h, dilation, compute_input, compute_weight)
+    return backward_kernel(grad_out, x, weight_hw, weight_w, weight_h, dilation, compute_input, compute_weight)
 
 
-class _CpuAutocastBf16(torch.autograd.Function):
-    """The CPU kernels' autocast-to-bf16 forward and backward (fp32 tensors read at bf16 precision)."""
+class _AutocastOnePass(torch.autograd.Function):
+    """A backend's one-pass autocast forward and backward (fp32 tensors read at the autocast precision)."""
 
     @staticmethod
-    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation):
+    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, kernels):
         ctx.save_for_backward(x, weight_hw, weight_w, weight_h)
         ctx.dilation = dilation
-        return torch.ops.inception_dwconv.fused_forward_autocast_bf16(
-            x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
+        ctx.backward_kernel = kernels[1]
+        return kernels[0](x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, "cpu", _autocast_backward)[:8]
+        return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backward_kernel,
+                      _autocast_backward)
 
 
-def call_forward_autocast_bf16(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
-    """The CPU kernels' one-pass forward (and backward) under autocast to bf16, for fp32 x and
-    parameters rounded to bf16 inside: functional._forward_autocast's result and gradients, bit for
-    bit, when it applies: an eager call on plain CPU tensors with the cpu backend, outside torch.func
-    transforms. Else None, and the caller composes it."""
+def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend, low):
+    """A backend's one-pass forward (and backward) under autocast to `low` (_autocast_kernels), for
+    fp32 x and parameters rounded to `low` inside: functional._forward_autocast's result and
+    gradients, bit for bit, when it applies: an eager call on plain tensors outside torch.func
+    transforms, with a backend that has such kernels. Else None, and the caller composes it."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
-    if backend != "cpu" or not _eager_plain(args):
+    if not _eager_plain(args):
         return None
-    forward_op = _extension_op("fused_forward_autocast_bf16")
-    if forward_op is None or _extension_op("fused_backward_autocast_bf16") is None:
+    kernels = _autocast_kernels(backend, low)
+    if kernels is None:
         return None
     if _wants_grad(args):
         if torch._C._functorch.peek_interpreter_stack() is not None:
             return None
-        return _CpuAutocastBf16.apply(*args, dilation)
-    return forward_op(*args, dilation)
+        return _AutocastOnePass.apply(*args, dilation, kernels)
+    return kernels[0](*args, dilation)
 
 
 def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):

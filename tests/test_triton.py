@@ -242,3 +242,65 @@ def test_cuda_grid(case, poison, backward_mode):
         pytest.skip("split backward: fp32 and bf16 cover the grid (fp16 runs in the small cases), "
                     "to keep the GPU run's compile time down")
     _check(case)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # numpy, fp16 inf
+@pytest.mark.parametrize("low", [BF16, F16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("layout,gpu_plan", [("nchw", False), ("channels_last", False), ("strided", False),
+                                             ("nchw", True), ("channels_last", True)])
+def test_autocast_in_one_pass(monkeypatch, poison, backward_mode, low, layout, gpu_plan):
+    """An fp32 x under autocast takes one pass of the kernels (launch.forward / backward with
+    low=...: fp32 tensors read and written at the autocast precision), which must give what the
+    composition gives (casts, the bf16 / fp16 op, cast back, exact identity channels) and its
+    gradients, bit for bit, NaN where NaN."""
+    if backward_mode == "fused":
+        pytest.skip("the one-pass backward is the split formulation; the composition's must be too")
+    from inception_dwconv import functional, ops
+    if gpu_plan:
+        _gpu_plan(monkeypatch)
+    torch.manual_seed(11)
+    C, gc, H, W = 40, 10, 9, 12
+    mod = inception_dwconv.InceptionDWConv2d(C, band_kernel_size=9, branch_ratio=gc / C, backend="triton").to(DEVICE)
+    x = torch.randn(2, C + 6, H, W, device=DEVICE) * 3
+    x = x[:, 3:3 + C] if layout == "strided" else x[:, :C].contiguous()
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x[0, C - 2, H // 2, W // 2] = float("nan")
+    x[1, C - 1, 0, 0] = 3.4e38 if low is BF16 else 7.0e4  # rounds to inf
+    params = [p.detach() for p in mod.parameters()]
+    device_type = x.device.type
+
+    def composed_route(m):
+        m.setattr(ops, "call_forward_autocast", lambda *a: None)
+
+    used = []
+    real = ops.call_forward_autocast
+    monkeypatch.setattr(ops, "call_forward_autocast", lambda *a: used.append(1) or real(*a))
+    with torch.no_grad(), torch.autocast(device_type, dtype=low):
+        y = mod(x)
+    assert used and y.dtype == F32
+    with torch.autocast(device_type, dtype=low), monkeypatch.context() as m:
+        composed_route(m)
+        composed = functional._forward_autocast(x, params, 1, "triton", low)
+    assert y.stride() == composed.stride()
+    assert torch.equal(y.isnan(), composed.isnan()) and y.isnan().any() and y.isinf().any()
+    assert torch.equal(y.nan_to_num(), composed.nan_to_num())
+    assert torch.equal(y[:, :C - 3 * gc], x[:, :C - 3 * gc])  # identity: exact fp32
+    # with a gradient: the one-pass backward against the composition's autograd graph
+    x[0, C - 2, H // 2, W // 2] = 0.5  # finite gradients
+    x[1, C - 1, 0, 0] = 2.0
+    x.requires_grad_()
+    grad_out = torch.randn(x.shape, device=DEVICE)
+
+    def run():
+        with torch.autocast(device_type, dtype=low):
+            y = mod(x)
+        return [y] + list(torch.autograd.grad(y, [x, *mod.parameters()], grad_out))
+
+    one_pass = run()
+    assert "AutocastOnePass" in one_pass[0].grad_fn.name()
+    with monkeypatch.context() as m:
+        composed_route(m)
+        composed = run()
+    for a, b in zip(one_pass, composed):
+        assert a.dtype == b.dtype and torch.equal(a, b)

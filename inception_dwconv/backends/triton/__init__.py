@@ -33,11 +33,12 @@ def why_unavailable() -> str:
     return ""
 
 
-def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation):
+def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, low=None):
+    """low: the one-pass autocast forward (launch.forward)."""
     from . import launch
-    return launch.forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation)
+    return launch.forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, low)
 
 
-def backward(grad_out, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight):
+def backward(grad_out, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight, low=None):
     from . import launch
-    return launch.backward(grad_out, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight)
+    return launch.backward(grad_out, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight, low)

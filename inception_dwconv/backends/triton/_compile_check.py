@@ -55,7 +55,8 @@ def resources(kernel):
     return int(regs.group(1)) if regs else -1, int(local.group(1)) if local else -1
 
 
-def check(N, C, H, W, gc, ks, kb, dtype, channels_last, dilation=1):
+def check(N, C, H, W, gc, ks, kb, dtype, channels_last, dilation=1, round_code=0):
+    """round_code: launch._ROUND's code of an autocast dtype (fp32 tensors; 0: none)."""
     t = _TL_NAME[dtype]
     acc = tl.float64 if dtype == torch.float64 else tl.float32
     acc_name = "fp64" if dtype == torch.float64 else "fp32"
@@ -63,12 +64,12 @@ def check(N, C, H, W, gc, ks, kb, dtype, channels_last, dilation=1):
     for bwd in (False, True):
         bc, bh, bw, rpp, nw = _plan(N, C, H, W, gc, channels_last, bwd, False)
         common = dict(KS=ks, KW=kb, KH=kb, ACC=acc, ROWS_PER_PROG=rpp, BLOCK_C=bc, BLOCK_H=bh,
-                      BLOCK_W=bw, INT64=False)
+                      BLOCK_W=bw, INT64=False, SOFT=False)
         if not bwd:
             fn = kernels.forward_kernel
             ptrs = {k: f"*{t}" for k in ("x_ptr", "y_ptr", "whw_ptr", "bhw_ptr", "ww_ptr", "bw_ptr",
                                          "wh_ptr", "bh_ptr")}
-            cst = dict(common, HAS_BHW=True, HAS_BW=True, HAS_BH=True, FLIP=False)
+            cst = dict(common, HAS_BHW=True, HAS_BW=True, HAS_BH=True, FLIP=False, ROUND=round_code)
         else:
             fn = kernels.backward_kernel
             ptrs = {k: f"*{t}" for k in ("g_ptr", "x_ptr", "gx_ptr", "whw_ptr", "ww_ptr", "wh_ptr")}
@@ -80,7 +81,7 @@ def check(N, C, H, W, gc, ks, kb, dtype, channels_last, dilation=1):
     # the split backward's weight-grad kernel
     bc, bh, bw, imgs, tiles, nw = _wgrad_plan(N, C, H, W, gc, channels_last, False)
     cst = dict(KS=ks, KW=kb, KH=kb, LP_S=_pow2(ks * ks), LP_W=_pow2(kb), LP_H=_pow2(kb), ACC=acc,
-               BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=False)
+               BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=False, ROUND=round_code, SOFT=False)
     ptrs = {"g_ptr": f"*{t}", "x_ptr": f"*{t}", "ws_ptr": f"*{acc_name}"}
     k = compile_one(kernels.wgrad_kernel, ptrs, cst, nw)
     rows.append(("wgrad", (bc, bh, bw, imgs, tiles, nw), *resources(k)))
@@ -99,6 +100,9 @@ def main():
                           f"{kind} plan(bc,bh,bw,rows,warps)={plan} regs={regs} local={spills}")
     for kind, plan, regs, spills in check(2, 40, 9, 9, 10, 5, 9, torch.float64, False):
         print(f"fp64 5/9 {kind} {plan} regs={regs} local={spills}")
+    for name, code in (("bf16", 1), ("fp16", 2)):  # the one-pass autocast kernels (fp32 tensors)
+        for kind, plan, regs, spills in check(128, 96, 56, 56, 12, 3, 11, torch.float32, False, round_code=code):
+            print(f"autocast {name} nchw C=96 56x56 {kind} {plan} regs={regs} local={spills}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ tensor is addressed through explicit strides, so strided views are read in place
 statically unrolled; halo loads are masked (zero padding) and served from L1/L2 on a GPU.
 
 Every load is upcast to ``ACC`` (fp32, or fp64 for fp64 tensors) before any arithmetic: the
-interpreter holds bf16 as uint16.
+interpreter holds bf16 as uint16. Under autocast (``ROUND``) the kernels read and write fp32
+tensors but round what they read (x or grad_out, weights, biases) and the conv results to bf16 or
+fp16 precision (``_rounded``), which gives, in one pass, what casting to that dtype, running the
+low-precision op and casting back gives. The interpreter's own fp32 -> bf16 cast truncates, so
+there (``SOFT``) bf16 rounding is done on the bits, nearest-even as on a GPU and in torch.
 
 Backward: one pass computes grad_x (identity channels copied, conv channels = correlation of
 grad_out with the flipped kernel) and, per program, fp32 weight/bias partial sums accumulated in
@@ -27,6 +31,36 @@ wgrad_kernel's). The launcher reduces it with a deterministic ``.sum(0)``: no at
 """
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def _rounded(v, ROUND: tl.constexpr, SOFT: tl.constexpr):
+    """fp32 v rounded to bf16 (ROUND == 1) or fp16 (ROUND == 2) precision and kept in fp32, as
+    ``v.to(low).float()`` in torch (ROUND == 0: v). The one-pass autocast kernels read and write
+    fp32 tensors through it. SOFT (the interpreter, whose bf16 cast truncates): bf16 rounding done
+    on the bits, nearest-even as torch's cast, NaN kept NaN."""
+    if ROUND == 1:
+        if SOFT:
+            u = v.to(tl.uint32, bitcast=True)
+            u = ((u + (0x7FFF + ((u >> 16) & 1))) >> 16) << 16
+            v = tl.where(v != v, v, u.to(tl.float32, bitcast=True))
+        else:
+            v = v.to(tl.bfloat16).to(tl.float32)
+    elif ROUND == 2:
+        v = v.to(tl.float16).to(tl.float32)
+    return v
+
+
+@triton.jit
+def _narrowed(acc, OUT_TY: tl.constexpr, ROUND: tl.constexpr, SOFT: tl.constexpr):
+    """acc stored as OUT_TY: rounded first under autocast (ROUND), and a bf16 OUT_TY rounded to
+    nearest-even on the bits under the interpreter (SOFT), whose own bf16 cast truncates."""
+    if ROUND != 0:
+        acc = _rounded(acc, ROUND, SOFT)
+    elif SOFT:
+        if OUT_TY == tl.bfloat16:
+            acc = _rounded(acc, 1, SOFT)
+    return acc.to(OUT_TY)
 
 
 @triton.jit
@@ -69,9 +103,10 @@ def _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w, BLOCK_C: tl.con
 @triton.jit
 def _conv_tile(src_nc, h, w, cmask, H, W, s_h, s_w, w_ptr, cw, DIL,
                KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr, ACC: tl.constexpr,
-               BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
+               BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, ROUND: tl.constexpr, SOFT: tl.constexpr):
     """sum over taps (i, j) of src[h + dy_i, w + dx_j] * weight[cw, i, j] (FLIP: correlation with
-    the flipped kernel, i.e. the input gradient). src_nc: [BLOCK_C, 1] pointers to the planes."""
+    the flipped kernel, i.e. the input gradient). src_nc: [BLOCK_C, 1] pointers to the planes.
+    Values and weights are read at the autocast precision (_rounded) when ROUND."""
     acc = tl.zeros([BLOCK_C, BLOCK_P], ACC)
     for i in tl.static_range(KH):
         dy = (i - (KH - 1) // 2) * DIL
@@ -85,8 +120,8 @@ def _conv_tile(src_nc, h, w, cmask, H, W, s_h, s_w, w_ptr, cw, DIL,
                 dx = -dx
             ww = w + dx
             m = cmask[:, None] & (hmask & (ww >= 0) & (ww < W))[None, :]
-            v = tl.load(src_nc + (hh * s_h + ww * s_w)[None, :], mask=m, other=0.0).to(ACC)
-            wt = tl.load(w_ptr + cw * (KH * KW) + (i * KW + j), mask=cmask, other=0.0).to(ACC)
+            v = _rounded(tl.load(src_nc + (hh * s_h + ww * s_w)[None, :], mask=m, other=0.0).to(ACC), ROUND, SOFT)
+            wt = _rounded(tl.load(w_ptr + cw * (KH * KW) + (i * KW + j), mask=cmask, other=0.0).to(ACC), ROUND, SOFT)
             acc += v * wt[:, None]
     return acc
 
@@ -97,12 +132,12 @@ def _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                     KH: tl.constexpr, KW: tl.constexpr, HAS_BIAS: tl.constexpr,
                     IS_CONV: tl.constexpr, FLIP: tl.constexpr, ACC: tl.constexpr,
                     ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr,
-                    BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+                    BLOCK_W: tl.constexpr, INT64: tl.constexpr, ROUND: tl.constexpr, SOFT: tl.constexpr):
     x_nc = x_ptr + n * sxn + c[:, None] * sxc
     y_nc = y_ptr + n * syn + c[:, None] * syc
     if IS_CONV:
         if HAS_BIAS:
-            bias = tl.load(b_ptr + cw, mask=cmask, other=0.0).to(ACC)
+            bias = _rounded(tl.load(b_ptr + cw, mask=cmask, other=0.0).to(ACC), ROUND, SOFT)
     rt0 = gh * ROWS_PER_PROG
     rt1 = tl.minimum(rt0 + ROWS_PER_PROG, n_row_tiles)
     for rt in range(rt0, rt1):
@@ -110,10 +145,10 @@ def _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
         m = cmask[:, None] & ((h < H) & (w < W))[None, :]
         if IS_CONV:
             acc = _conv_tile(x_nc, h, w, cmask, H, W, sxh, sxw, w_ptr, cw, DIL,
-                             KH, KW, FLIP, ACC, BLOCK_C, BLOCK_H * BLOCK_W)
+                             KH, KW, FLIP, ACC, BLOCK_C, BLOCK_H * BLOCK_W, ROUND, SOFT)
             if HAS_BIAS:
                 acc += bias[:, None]
-            out = acc.to(y_ptr.dtype.element_ty)
+            out = _narrowed(acc, y_ptr.dtype.element_ty, ROUND, SOFT)
         else:
             out = tl.load(x_nc + (h * sxh + w * sxw)[None, :], mask=m)
         tl.store(y_nc + (h * syh + w * syw)[None, :], out, mask=m)
@@ -127,28 +162,31 @@ def forward_kernel(x_ptr, y_ptr, whw_ptr, bhw_ptr, ww_ptr, bw_ptr, wh_ptr, bh_pt
                    HAS_BHW: tl.constexpr, HAS_BW: tl.constexpr, HAS_BH: tl.constexpr,
                    FLIP: tl.constexpr, ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr,
                    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
-                   INT64: tl.constexpr):
+                   INT64: tl.constexpr, ROUND: tl.constexpr, SOFT: tl.constexpr):
     """y = cat(x_id, conv_sq(x), conv_1xK(x), conv_Kx1(x)) + biases; with FLIP (and no biases),
-    the same pass over grad_out gives grad_x."""
+    the same pass over grad_out gives grad_x. ROUND (autocast, fp32 x and y): the conv channels
+    computed from x, weights and biases rounded to bf16 / fp16 and rounded so themselves (_rounded),
+    the identity channels copied exactly; SOFT: under the interpreter."""
     n, gh, gw, branch, c, cmask, cw0 = _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w,
                                                        BLOCK_C, INT64)
     cw = cw0 + tl.arange(0, BLOCK_C)
     if branch == 0:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, whw_ptr, bhw_ptr, DIL,
-                        1, 1, False, False, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        1, 1, False, False, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, ROUND, SOFT)
     elif branch == 1:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, whw_ptr, bhw_ptr, DIL,
-                        KS, KS, HAS_BHW, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        KS, KS, HAS_BHW, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, ROUND, SOFT)
     elif branch == 2:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, ww_ptr, bw_ptr, DIL,
-                        1, KW, HAS_BW, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        1, KW, HAS_BW, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, ROUND, SOFT)
     else:
         _forward_branch(x_ptr, y_ptr, n, c, cmask, cw, gh, gw, H, W, n_row_tiles,
                         sxn, sxc, sxh, sxw, syn, syc, syh, syw, wh_ptr, bh_ptr, DIL,
-                        KH, 1, HAS_BH, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                        KH, 1, HAS_BH, True, FLIP, ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64,
+                        ROUND, SOFT)
 
 
 @triton.jit
@@ -159,7 +197,8 @@ def _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, w_ptr, n, c, cmask, cw, gh, g
                      KH: tl.constexpr, KW: tl.constexpr, IS_CONV: tl.constexpr,
                      COMPUTE_INPUT: tl.constexpr, COMPUTE_WEIGHT: tl.constexpr,
                      ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
-                     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+                     BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr,
+                     SOFT: tl.constexpr):
     BLOCK_P: tl.constexpr = BLOCK_H * BLOCK_W
     g_nc = g_ptr + n * sgn + c[:, None] * sgc
     x_nc = x_ptr + n * sxn + c[:, None] * sxc
@@ -177,8 +216,8 @@ def _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, w_ptr, n, c, cmask, cw, gh, g
         if IS_CONV:
             if COMPUTE_INPUT:
                 acc = _conv_tile(g_nc, h, w, cmask, H, W, sgh, sgw, w_ptr, cw, DIL,
-                                 KH, KW, True, ACC, BLOCK_C, BLOCK_P)
-                tl.store(d_nc + (h * sdh + w * sdw)[None, :], acc.to(gx_ptr.dtype.element_ty),
+                                 KH, KW, True, ACC, BLOCK_C, BLOCK_P, 0, SOFT)
+                tl.store(d_nc + (h * sdh + w * sdw)[None, :], _narrowed(acc, gx_ptr.dtype.element_ty, 0, SOFT),
                          mask=m)
             if COMPUTE_WEIGHT:
                 g = tl.load(g_nc + (h * sgh + w * sgw)[None, :], mask=m, other=0.0).to(ACC)
@@ -213,7 +252,8 @@ def backward_kernel(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, ww_ptr, wh_ptr,
                     KS: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, LP: tl.constexpr,
                     COMPUTE_INPUT: tl.constexpr, COMPUTE_WEIGHT: tl.constexpr,
                     ACC: tl.constexpr, ROWS_PER_PROG: tl.constexpr, BLOCK_C: tl.constexpr,
-                    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+                    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr,
+                    SOFT: tl.constexpr):
     n, gh, gw, branch, c, cmask, cw0 = _program_coords(C_ID, GC, NB_ID, NB_G, n_groups, n_groups_w,
                                                        BLOCK_C, INT64)
     cw = cw0 + tl.arange(0, BLOCK_C)
@@ -224,25 +264,25 @@ def backward_kernel(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, ww_ptr, wh_ptr,
                          n_row_tiles, pid0, GC, DIL,
                          sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, 0,
                          L, LP, 1, 1, False, COMPUTE_INPUT, COMPUTE_WEIGHT,
-                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, SOFT)
     elif branch == 1:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, whw_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
                          sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, 0,
                          L, LP, KS, KS, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
-                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, SOFT)
     elif branch == 2:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, ww_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
                          sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw, GC * (KS * KS + 1),
                          L, LP, 1, KW, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
-                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, SOFT)
     else:
         _backward_branch(g_ptr, x_ptr, gx_ptr, ws_ptr, wh_ptr, n, c, cmask, cw, gh, gw, H, W,
                          n_row_tiles, pid0, GC, DIL,
                          sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, sdn, sdc, sdh, sdw,
                          GC * (KS * KS + KW + 2), L, LP, KH, 1, True, COMPUTE_INPUT, COMPUTE_WEIGHT,
-                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                         ACC, ROWS_PER_PROG, BLOCK_C, BLOCK_H, BLOCK_W, INT64, SOFT)
 
 
 @triton.jit
@@ -250,7 +290,7 @@ def _wgrad_branch(g_ptr, x_ptr, row_ptr, slot0, n0, n1, t0, t1, c, cw, cmask, H,
                   GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
                   KH: tl.constexpr, KW: tl.constexpr, LP: tl.constexpr, ACC: tl.constexpr,
                   BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
-                  INT64: tl.constexpr):
+                  INT64: tl.constexpr, ROUND: tl.constexpr, SOFT: tl.constexpr):
     """Weight and bias grads of one branch's channel block over images [n0, n1) and spatial tiles
     [t0, t1) (row-major over the map, n_tiles_w per row of tiles): every tap at once
     as a [LP, BLOCK_C, BLOCK_P] block (taps gathered by offset), summed over space only once, at
@@ -271,11 +311,13 @@ def _wgrad_branch(g_ptr, x_ptr, row_ptr, slot0, n0, n1, t0, t1, c, cw, cmask, H,
             pm = (h < H) & (w < W)
             gv = tl.load(g_c + n * sgn + (h * sgh + w * sgw)[None, :], mask=cmask[:, None] & pm[None, :],
                          other=0.0).to(ACC)
+            gv = _rounded(gv, ROUND, SOFT)
             hh = h[None, :] + dy[:, None]
             ww = w[None, :] + dx[:, None]
             inb = kmask[:, None] & pm[None, :] & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
             xv = tl.load(x_c + n * sxn + (hh * sxh + ww * sxw)[:, None, :],
                          mask=cmask[None, :, None] & inb[:, None, :], other=0.0).to(ACC)
+            xv = _rounded(xv, ROUND, SOFT)
             acc += xv * gv[None, :, :]
             accb += gv
     part = tl.sum(acc, 2)
@@ -289,8 +331,10 @@ def wgrad_kernel(g_ptr, x_ptr, ws_ptr, C_ID, GC, H, W, N, NB_G, IMGS, N_CHUNKS, 
                  sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
                  KS: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, LP_S: tl.constexpr,
                  LP_W: tl.constexpr, LP_H: tl.constexpr, ACC: tl.constexpr, BLOCK_C: tl.constexpr,
-                 BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
-    """Weight/bias grads of the split backward. program_id(0): a group of IMGS images and a chunk
+                 BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr,
+                 ROUND: tl.constexpr, SOFT: tl.constexpr):
+    """Weight/bias grads of the split backward (ROUND: grad_out and x read at the autocast
+    precision, _rounded). program_id(0): a group of IMGS images and a chunk
     of TILES spatial tiles (N_CHUNKS chunks per image group); program_id(1): a channel block of a
     conv branch (square, band_w, band_h). Each program writes its partial sums to row
     program_id(0) of ws, laid out as the flat concatenation
@@ -315,12 +359,12 @@ def wgrad_kernel(g_ptr, x_ptr, ws_ptr, C_ID, GC, H, W, N, NB_G, IMGS, N_CHUNKS, 
     if branch == 0:
         _wgrad_branch(g_ptr, x_ptr, row, 0, n0, n1, t0, t1, c, cw, cmask, H, W, n_tiles_w,
                       GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
-                      KS, KS, LP_S, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                      KS, KS, LP_S, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64, ROUND, SOFT)
     elif branch == 1:
         _wgrad_branch(g_ptr, x_ptr, row, GC * (KS * KS + 1), n0, n1, t0, t1, c, cw, cmask, H, W,
                       n_tiles_w, GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
-                      1, KW, LP_W, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                      1, KW, LP_W, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64, ROUND, SOFT)
     else:
         _wgrad_branch(g_ptr, x_ptr, row, GC * (KS * KS + KW + 2), n0, n1, t0, t1, c, cw, cmask, H,
                       W, n_tiles_w, GC, DIL, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
-                      KH, 1, LP_H, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64)
+                      KH, 1, LP_H, ACC, BLOCK_C, BLOCK_H, BLOCK_W, INT64, ROUND, SOFT)

@@ -130,6 +130,11 @@ def _check_device(x: torch.Tensor) -> None:
                            "(TRITON_INTERPRET=1 before triton is imported)")
 
 
+# Autocast dtype -> the kernels' ROUND code (kernels._rounded): fp32 tensors read and written at
+# that precision; None: the tensors' own dtype.
+_ROUND = {None: 0, torch.bfloat16: 1, torch.float16: 2}
+
+
 def _channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.size(1) > 1
 
@@ -181,10 +186,11 @@ class _NullCtx:
         return False
 
 
-def _conv_pass(src, dst, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool) -> None:
+def _conv_pass(src, dst, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool, low=None) -> None:
     """dst = cat(src_id, conv_sq, conv_1xK, conv_Kx1)(src) (+ biases); flip: correlation with the
     flipped kernels, i.e. grad_x from grad_out (no biases). The tile plan follows dst's memory
-    format (x's), whatever src's strides are (grad_out may be an expanded stride-0 tensor)."""
+    format (x's), whatever src's strides are (grad_out may be an expanded stride-0 tensor).
+    low: the autocast dtype (fp32 src and dst; see forward)."""
     geo = _Geometry(dst, w_hw, w_w, w_h, backward=False)
     acc_tl, _ = _acc_dtype(src.dtype)
     w_hw, w_w, w_h = w_hw.contiguous(), w_w.contiguous(), w_h.contiguous()
@@ -199,23 +205,26 @@ def _conv_pass(src, dst, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bo
             KS=geo.ks, KW=geo.kw, KH=geo.kh,
             HAS_BHW=b_hw is not None, HAS_BW=b_w is not None, HAS_BH=b_h is not None, FLIP=flip,
             ACC=acc_tl, ROWS_PER_PROG=geo.rows, BLOCK_C=geo.bc, BLOCK_H=geo.bh, BLOCK_W=geo.bw,
-            INT64=_needs_int64(src, dst), num_warps=geo.num_warps)
+            INT64=_needs_int64(src, dst), ROUND=_ROUND[low], SOFT=_interpreting(), num_warps=geo.num_warps)
 
 
-def _conv_output(src, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool) -> torch.Tensor:
+def _conv_output(src, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, flip: bool, low=None) -> torch.Tensor:
     """_conv_pass of src into a new tensor in x's output memory format."""
     out = empty_output(x)
     if out.numel() > 0:
-        _conv_pass(src, out, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip)
+        _conv_pass(src, out, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip, low)
     return out
 
 
-def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int) -> torch.Tensor:
+def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, low=None) -> torch.Tensor:
+    """The fused forward. low (bf16 or fp16; fp32 x and parameters): what autocast to low makes of
+    the eager module, in one pass - the conv channels computed from x, weights and biases rounded
+    to low and rounded to low themselves, the identity channels copied exactly, an fp32 output."""
     _check_device(x)
-    return _conv_output(x, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip=False)
+    return _conv_output(x, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip=False, low=low)
 
 
-def _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation: int) -> List[torch.Tensor]:
+def _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation: int, low=None) -> List[torch.Tensor]:
     N, C, H, W = x.shape
     gc, ks, kw, kh = w_hw.shape[0], w_hw.shape[-1], w_w.shape[-1], w_h.shape[-2]
     acc_tl, acc_torch = _acc_dtype(x.dtype)
@@ -238,29 +247,34 @@ def _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation: int) -> List[torc
                 grad_out, x, ws, C - 3 * gc, gc, H, W, N, nb_g, imgs, n_chunks, tiles, n_tiles_w, n_tiles,
                 dilation, *grad_out.stride(), *x.stride(),
                 KS=ks, KW=kw, KH=kh, LP_S=_pow2(ks * ks), LP_W=_pow2(kw), LP_H=_pow2(kh), ACC=acc_tl,
-                BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=_needs_int64(grad_out, x), num_warps=warps)
+                BLOCK_C=bc, BLOCK_H=bh, BLOCK_W=bw, INT64=_needs_int64(grad_out, x), ROUND=_ROUND[low],
+                SOFT=_interpreting(), num_warps=warps)
         total = ws.sum(0)  # deterministic: a fixed-shape reduction, no atomics
-    return _weight_grads_from_flat(total, w_hw, w_w, w_h)
+    return _weight_grads_from_flat(total, w_hw, w_w, w_h, low)
 
 
-def _weight_grads_from_flat(total, w_hw, w_w, w_h) -> List[torch.Tensor]:
+def _weight_grads_from_flat(total, w_hw, w_w, w_h, low=None) -> List[torch.Tensor]:
     """[gw_hw, gb_hw, gw_w, gb_w, gw_h, gb_h] in the weights' dtype, each its own tensor, from the
-    kernels' flat layout (the six grads concatenated, taps of a channel consecutive)."""
+    kernels' flat layout (the six grads concatenated, taps of a channel consecutive); rounded to
+    low first under autocast (the grads of the low-precision weights the eager module makes)."""
     gc = w_hw.shape[0]
     shapes = [w_hw.shape, (gc,), w_w.shape, (gc,), w_h.shape, (gc,)]
+    if low is not None:
+        total = total.to(low)
     parts = torch.split(total.to(w_hw.dtype), [math.prod(shape) for shape in shapes])
     return [part.reshape(shape).clone() for part, shape in zip(parts, shapes)]
 
 
 def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
-             compute_weight: bool) -> List[torch.Tensor]:
+             compute_weight: bool, low=None) -> List[torch.Tensor]:
+    """The fused backward; low: of forward(low=low) (always the split formulation)."""
     _check_device(x)
-    if BACKWARD_MODE == "split":
+    if BACKWARD_MODE == "split" or low is not None:
         out = []
         if compute_input:
-            out.append(_conv_output(grad_out, x, w_hw, None, w_w, None, w_h, None, dilation, flip=True))
+            out.append(_conv_output(grad_out, x, w_hw, None, w_w, None, w_h, None, dilation, flip=True, low=low))
         if compute_weight:
-            out += _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation)
+            out += _weight_grads_split(grad_out, x, w_hw, w_w, w_h, dilation, low)
         return out
     geo = _Geometry(x, w_hw, w_w, w_h, backward=True)
     acc_tl, acc_torch = _acc_dtype(x.dtype)
@@ -285,7 +299,8 @@ def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
                 KS=ks, KW=kw, KH=kh, LP=_pow2(max(ks * ks, kw, kh) + 1),
                 COMPUTE_INPUT=compute_input, COMPUTE_WEIGHT=compute_weight,
                 ACC=acc_tl, ROWS_PER_PROG=geo.rows, BLOCK_C=geo.bc, BLOCK_H=geo.bh,
-                BLOCK_W=geo.bw, INT64=_needs_int64(grad_out, x, dx), num_warps=geo.num_warps)
+                BLOCK_W=geo.bw, INT64=_needs_int64(grad_out, x, dx), SOFT=_interpreting(),
+                num_warps=geo.num_warps)
     out = []
     if compute_input:
         out.append(gx)
