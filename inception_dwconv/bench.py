@@ -62,7 +62,11 @@ PRESETS = {
     "small": ((96, 192, 384, 768), (56, 28, 14, 7), 3, 11, 0.125),
     "base": ((128, 256, 512, 1024), (56, 28, 14, 7), 3, 11, 0.125),
 }
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64,
+          "amp-bf16": torch.float32, "amp-fp16": torch.float32}
+# amp-*: fp32 x and parameters, every backend (eager too) called under torch.autocast to this dtype,
+# as in mixed-precision training, where InceptionNeXt's mixers get an fp32 residual stream.
+AUTOCAST = {"amp-bf16": torch.bfloat16, "amp-fp16": torch.float16}
 LAYOUTS = ("nchw", "channels_last")
 MODES = ("fwd", "bwd", "fwdbwd")
 BENCH_BACKENDS = ("reference", "reference-compiled", "reference-max-autotune", "cpu", "triton", "cuda")
@@ -158,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--band", type=int, default=11, help="band kernel size for --shape (default 11)")
     w.add_argument("--ratio", type=float, default=0.125, help="branch ratio for --shape (default 0.125)")
     w.add_argument("--dilation", type=int, default=1, help="dilation for --shape workloads (default 1)")
-    w.add_argument("--dtype", default=None, help="comma list of fp32,bf16,fp16,fp64 "
-                                                 "(default fp32 on cpu, fp32,bf16 on cuda)")
+    w.add_argument("--dtype", default=None, help="comma list of fp32,bf16,fp16,fp64,amp-bf16,amp-fp16 "
+                                                 "(amp-*: fp32 tensors under torch.autocast to bf16 / "
+                                                 "fp16; default fp32 on cpu, fp32,bf16 on cuda)")
     w.add_argument("--layout", default="nchw,channels_last", help="comma list of nchw,channels_last")
     w.add_argument("--mode", default="fwd,fwdbwd", help="comma list of fwd,bwd,fwdbwd (default fwd,fwdbwd)")
     b = p.add_argument_group("backends and device")
@@ -341,8 +346,16 @@ def make_inputs(wl: Workload, dtype, layout: str, device: str, seed: int):
     return x, params, grad_out
 
 
-def make_function(name: str, dilation: int) -> Callable:
-    """f(x, params) -> y for a benchmark backend name."""
+def make_function(name: str, dilation: int, autocast: Optional[torch.dtype] = None) -> Callable:
+    """f(x, params) -> y for a benchmark backend name; autocast: called under torch.autocast to
+    that dtype (on x's device type)."""
+    if autocast is not None:
+        plain = make_function(name, dilation)
+
+        def under_autocast(x, params):
+            with torch.autocast(x.device.type, dtype=autocast):
+                return plain(x, params)
+        return under_autocast
     if name.startswith("reference"):
         def ref(x, w_hw, b_hw, w_w, b_w, w_h, b_h):
             return inception_dwconv_reference(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation)
@@ -546,11 +559,11 @@ class Runner:
                 torch._dynamo.reset()  # fresh compile per workload; no recompile limit, no dynamic shapes
             ref_times: Dict[str, float] = {}
             for name in names:
-                tol = TOLERANCE[dtype]
+                tol = TOLERANCE[AUTOCAST.get(dtype_name, dtype)]
                 if name.startswith("reference"):
                     tol = max(tol, REFERENCE_TOLERANCE.get(dtype, tol))
                 try:
-                    fn = make_function(name, wl.dilation)
+                    fn = make_function(name, wl.dilation, AUTOCAST.get(dtype_name))
                     fwd_err, bwd_err, worst = check_backend(fn, x, params, grad_out, ref_y, ref_grads, tol)
                     check_exc = None
                 except Exception as exc:  # noqa: BLE001

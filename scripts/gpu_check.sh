@@ -14,12 +14,14 @@
 # With 15 minutes of device time (machine start included) and a machine that goes back after 30 s
 # idle, plan on one call of at most 10 minutes, the most needed stages first. The whole suite ran
 # on an H200 at 775aaf9 (benchmarks/results/gpu-h200-20261127-run2); after it, e.g.
-#   TESTS="tests/test_cuda.py tests/test_cpu.py" BUILD_S=60 TEST_S=120 BENCH_S=110 SWEEP_S=150 \
+#   TESTS="tests/test_cuda.py tests/test_cpu.py tests/test_triton.py::test_autocast_in_one_pass" \
+#   BUILD_S=60 TEST_S=120 BENCH_S=110 SWEEP_S=150 \
 #   MODELS_S=100 PROFILE_S=50 PROFILE_ARGS="--backends cuda,triton --modes fwdbwd --stages 7 --host-profile 50" \
 #   bash scripts/gpu_check.sh build test bench sweep models profile                (<= 590 s)
 # Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S MODELS_S (stage limits, seconds),
 #   PROFILE_ARGS / MODELS_ARGS (gpu_profile.py / bench_models.py flags), PYTHON, MAX_JOBS,
-#   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags).
+#   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags), BENCH_DTYPES (bench
+#   --dtype list; amp-bf16: fp32 tensors under autocast, the one-pass autocast kernels).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
@@ -100,7 +102,7 @@ stage_sweep() {
 stage_bench() {
   backends="reference,$($PY -c "import inception_dwconv as i; print(','.join(b for b in ('triton','cuda') if b in i.available_backends()))")"
   step benchmark "${BENCH_S:-300}" bench.txt $PY -m inception_dwconv.bench --device cuda \
-    ${BENCH_WORKLOADS:---preset tiny --batch 128} --dtype fp32,bf16 --layout nchw,channels_last \
+    ${BENCH_WORKLOADS:---preset tiny --batch 128} --dtype "${BENCH_DTYPES:-fp32,bf16,amp-bf16}" --layout nchw,channels_last \
     --mode fwd,fwdbwd --backends "$backends" --csv "$dir/bench.csv"
 }
 

@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+import inception_dwconv
 import inception_dwconv.backends.cpu as cpu_backend
 import inception_dwconv.backends.reference as ref_backend
 from inception_dwconv import bench, ops
@@ -107,6 +108,25 @@ def test_tiny_run_writes_csv_and_json(tmp_path, capsys):
     assert len(doc["rows"]) == len(rows)
     assert all(set(r) == set(bench.COLUMNS) and r["status"] == "ok" for r in doc["rows"])
     assert doc["meta"]["threads"] == torch.get_num_threads()
+
+
+def test_amp_dtypes_run_every_backend_under_autocast(tmp_path):
+    # amp-bf16 / amp-fp16: fp32 tensors, each backend (eager too) called under torch.autocast; the
+    # eager rows then carry the autocast dtype's rounding error against the fp64 reference.
+    names = "reference,cpu" if "cpu" in inception_dwconv.available_backends() else "reference"
+    csv_path = tmp_path / "r.csv"
+    rc = run_main(TINY + ["--backends", names, "--dtype", "amp-bf16,amp-fp16", "--mode", "fwd,fwdbwd",
+                          "--csv", str(csv_path)])
+    assert rc == 0
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["dtype"] for r in rows} == {"amp-bf16", "amp-fp16"}
+    assert all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        if r["backend"] != "copy":
+            # bf16 keeps 8 bits, fp16 11: errors well above fp32's, within the low-precision tolerance
+            floor = 1e-3 if r["dtype"] == "amp-bf16" else 1e-4
+            assert floor < float(r["max_rel_err"]) < 2e-2, r
 
 
 def _patch_cpu(monkeypatch, forward=None, backward=None):
