@@ -153,7 +153,7 @@ def _forward_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) ->
     if x.dtype is torch.float32 and all(p is None or (isinstance(p, Tensor) and p.dtype is torch.float32)
                                         for p in params):
         name = backends.resolve(backend, x.device.type)
-        if ops._autocast_kernels(name, low) is not None:  # the backend can do it in one pass
+        if ops.has_autocast_kernels(name, low):  # the backend can do it in one pass
             check_inputs(x, *params, dilation)
             if 3 * params[0].shape[0] < x.shape[1]:  # identity channels: an fp32 output
                 y = ops.call_forward_autocast(x, *params, dilation, name, low)

@@ -8,7 +8,9 @@ Two torch.library custom ops in the ``inception_dwconv`` namespace:
   compute_input, compute_weight) -> Tensor[]``
 
 each with a fake (meta) implementation, and an autograd formula that links them. ``backend`` is
-already resolved to a concrete backend name (never "auto") by ``functional``.
+already resolved to a concrete backend name (never "auto") by ``functional``. Under autocast, an
+fp32 input with a backend that has one-pass autocast kernels takes ``forward_autocast`` /
+``backward_autocast`` (the same arguments plus the autocast dtype ``low``) instead.
 """
 import functools
 from typing import List, Optional
@@ -165,6 +167,13 @@ def _eager_plain(args) -> bool:
                 or torch._C._is_torch_function_mode_enabled() or not _plain(args))
 
 
+@torch.compiler.assume_constant_result
+def has_autocast_kernels(backend: str, low: torch.dtype) -> bool:
+    """Whether `backend` can run autocast to `low` in one pass (_autocast_kernels); a constant
+    under torch.compile, like backends.resolve."""
+    return _autocast_kernels(backend, low) is not None
+
+
 def _autocast_kernels(backend: str, low: torch.dtype):
     """(forward, backward) of a backend's one-pass kernels under autocast to `low`, or None: the
     CPU kernels for bf16 (when the loaded extension has them), the Triton kernels for bf16 and fp16.
@@ -201,14 +210,63 @@ class _AutocastOnePass(torch.autograd.Function):
                       _autocast_backward)
 
 
+# The one-pass autocast route as custom ops too, for torch.compile (and tensor subclasses, dispatch
+# modes): forward_autocast / backward_autocast take the backend and the autocast dtype; autocast
+# itself passes custom ops their fp32 inputs unchanged.
+
+@torch.library.custom_op("inception_dwconv::forward_autocast", mutates_args=())
+def forward_autocast(x: Tensor, weight_hw: Tensor, bias_hw: Optional[Tensor], weight_w: Tensor,
+                     bias_w: Optional[Tensor], weight_h: Tensor, bias_h: Optional[Tensor],
+                     dilation: int, backend: str, low: torch.dtype) -> Tensor:
+    return _autocast_kernels(backend, low)[0](x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
+
+
+@forward_autocast.register_fake
+def _forward_autocast_fake(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend, low):
+    return empty_output(x)
+
+
+@torch.library.custom_op("inception_dwconv::backward_autocast", mutates_args=())
+def backward_autocast(grad_out: Tensor, x: Tensor, weight_hw: Tensor, weight_w: Tensor, weight_h: Tensor,
+                      dilation: int, backend: str, low: torch.dtype, compute_input: bool,
+                      compute_weight: bool) -> List[Tensor]:
+    return _autocast_kernels(backend, low)[1](grad_out, x, weight_hw, weight_w, weight_h, dilation, compute_input,
+                                              compute_weight)
+
+
+@backward_autocast.register_fake
+def _backward_autocast_fake(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, low, compute_input,
+                            compute_weight):
+    return _backward_fake(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
+                          compute_weight)
+
+
+def _setup_autocast_context(ctx, inputs, output):
+    _setup_context(ctx, inputs[:9], output)
+    ctx.low = inputs[9]
+
+
+def _autocast_backward_formula(ctx, grad_out):
+    def backward_fn(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input, compute_weight):
+        return backward_autocast(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, ctx.low,
+                                 compute_input, compute_weight)
+    return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend, backward_fn) + (None,)
+
+
+forward_autocast.register_autograd(_autocast_backward_formula, setup_context=_setup_autocast_context)
+
+
 def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend, low):
     """A backend's one-pass forward (and backward) under autocast to `low` (_autocast_kernels), for
     fp32 x and parameters rounded to `low` inside: functional._forward_autocast's result and
-    gradients, bit for bit, when it applies: an eager call on plain tensors outside torch.func
-    transforms, with a backend that has such kernels. Else None, and the caller composes it."""
+    gradients, bit for bit, when the backend has such kernels, outside torch.func transforms and
+    ONNX export; eager calls on plain tensors skip the custom ops (as call_forward does). Else
+    None, and the caller composes it."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
     if not _eager_plain(args):
-        return None
+        if torch.onnx.is_in_onnx_export() or not has_autocast_kernels(backend, low):
+            return None
+        return forward_autocast(*args, dilation, backend, low)
     kernels = _autocast_kernels(backend, low)
     if kernels is None:
         return None

@@ -286,6 +286,52 @@ def test_torch_compile_fullgraph_forward_backward(backend):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+# (backend, device, autocast dtype) with one-pass autocast kernels here
+AUTOCAST_ONE_PASS = [(b, dev, low) for b, dev in [("cpu", "cpu"), ("triton", GPU_DEVICE)]
+                     for low in (torch.bfloat16, torch.float16)
+                     if b in available_backends() and ops.has_autocast_kernels(b, low)]
+
+
+@pytest.mark.parametrize("backend,device,low", AUTOCAST_ONE_PASS, ids=str)
+def test_autocast_one_pass_op_contract_and_compile(backend, device, low):
+    """The one-pass autocast route as custom ops (forward_autocast / backward_autocast): opcheck,
+    and torch.compile(fullgraph=True) of the module under autocast traces that one op (no casts
+    around it) and gives the eager one-pass result and gradients bit for bit."""
+    torch.manual_seed(8)
+    case = Case(N=2, C=40, H=7, W=6, gc=10, band=9, layout="channels_last", device=device)
+    x, params = make_x(case, True), make_params(case, True)
+    torch.library.opcheck(ops.forward_autocast, (x, *params, 1, backend, low))
+    grad_out = torch.randn(x.shape, device=device)
+    torch.library.opcheck(ops.backward_autocast, (grad_out, x.detach(), params[0].detach(), params[2].detach(),
+                                                  params[4].detach(), 1, backend, low, True, True))
+    mod = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).to(device)
+    xin = torch.randn(2, 40, 12, 12, device=device).contiguous(memory_format=torch.channels_last)
+    xin.requires_grad_()
+
+    def step(f):
+        with torch.autocast(device.split(":")[0], dtype=low):
+            y = f(xin)
+        return [y, *torch.autograd.grad(y, [xin, *mod.parameters()], torch.ones_like(y))]
+
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(str(gm.graph))
+        return gm.forward
+
+    eager = step(mod)
+    assert "AutocastOnePass" in eager[0].grad_fn.name()
+    torch._dynamo.reset()
+    traced = step(torch.compile(mod, backend=record, fullgraph=True))
+    calls = [line for line in graphs[0].splitlines() if "call_" in line]
+    assert len(graphs) == 1 and len(calls) == 1 and "inception_dwconv.forward_autocast" in calls[0]
+    torch._dynamo.reset()
+    compiled = step(torch.compile(mod, fullgraph=True))
+    for a, b, c in zip(eager, traced, compiled):
+        assert a.dtype == b.dtype == c.dtype == torch.float32
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
 @pytest.mark.skipif(not GPU_BACKENDS, reason="no GPU backend here")
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 def test_op_contract_gpu_backends(backend):
