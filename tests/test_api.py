@@ -356,6 +356,41 @@ def test_op_contract_gpu_backends(backend):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "autocast-bf16"])
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_cuda_graph_capture(backend, amp):
+    """Forward + autograd.grad captured in a CUDA graph (the way to remove the per-call host time,
+    e.g. torch.compile(mode="reduce-overhead")) and replayed on new inputs: eager's output and
+    gradients bit for bit (the kernels are deterministic)."""
+    torch.manual_seed(9)
+    mod = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).cuda()
+    x = torch.randn(2, 40, 12, 12, device="cuda").contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn(x.shape, device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            y = mod(x)
+        return [y, *torch.autograd.grad(y, [x, *mod.parameters()], g)]
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (compilation, allocator) off the capture
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = step()
+    with torch.no_grad():
+        x.copy_(torch.randn(x.shape, device="cuda"))
+        g.copy_(torch.randn(x.shape, device="cuda"))
+    graph.replay()
+    torch.cuda.synchronize()
+    for a, b in zip(captured, step()):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated in torch 2.14, still used
 @pytest.mark.skipif(not GPU_BACKENDS, reason="no GPU backend here")
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
