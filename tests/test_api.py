@@ -12,7 +12,7 @@ import torch.nn.utils.prune  # noqa: F401 (torch.nn.utils does not import it)
 from torch import nn
 
 import inception_dwconv
-from inception_dwconv import InceptionDWConv2d, available_backends, ops
+from inception_dwconv import backends, InceptionDWConv2d, available_backends, ops
 from helpers import Case, make_params, make_x
 
 CPU_BACKENDS = [b for b in ("reference", "cpu") if b in available_backends()]
@@ -588,15 +588,58 @@ def test_torch_func_grad(backend):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("backend", [b for b in CPU_BACKENDS if b != "reference"])
-def test_torch_func_vmap(backend):
-    # No batching rule: PyTorch's per-sample fallback, which must still give the batched result.
-    # (The reference backend copies into a preallocated output, which vmap refuses.)
-    case = Case(N=3, C=16, H=6, W=5, gc=4, band=5)
-    x, params = make_x(case), make_params(case)
-    per_sample = torch.func.vmap(
-        lambda t: inception_dwconv.inception_dwconv(t.unsqueeze(0), *params, backend=backend).squeeze(0))
-    torch.testing.assert_close(per_sample(x), inception_dwconv.inception_dwconv(x, *params, backend=backend))
+ALL_BACKENDS = [(b, "cpu") for b in CPU_BACKENDS] + [(b, GPU_DEVICE) for b in GPU_BACKENDS]
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS, ids=str)
+def test_torch_func_vmap(backend, device, monkeypatch):
+    # The custom ops' vmap rules: a vmapped x (any dim) with shared parameters is one call with
+    # the vmapped dim folded into N; per-sample parameters take one call per sample. Either way the
+    # result is the per-sample calls', bit for bit.
+    case = Case(N=2, C=16, H=6, W=5, gc=4, band=5, device=device)
+    params = make_params(case)
+    xs = torch.randn(3, 2, 16, 6, 5, device=device)
+    calls = []
+    mod = backends.get(backend)
+    real_forward = mod.forward
+    monkeypatch.setattr(mod, "forward", lambda *a: calls.append(a[0].shape) or real_forward(*a))
+
+    def op(x, w_w=params[2]):
+        return inception_dwconv.inception_dwconv(x, params[0], params[1], w_w, params[3], params[4], params[5],
+                                                 backend=backend)
+
+    per_sample = torch.stack([op(x) for x in xs])
+    calls.clear()
+    assert torch.equal(torch.func.vmap(op)(xs), per_sample)
+    assert calls == [(6, 16, 6, 5)]  # folded: one call
+    assert torch.equal(torch.func.vmap(op, in_dims=2, out_dims=1)(xs.movedim(0, 2)), per_sample.movedim(0, 1))
+    w_ws = torch.randn(3, *params[2].shape, device=device)
+    calls.clear()
+    batched = torch.func.vmap(op)(xs, w_ws)
+    assert len(calls) == 3
+    assert torch.equal(batched, torch.stack([op(x, w) for x, w in zip(xs, w_ws)]))
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS, ids=str)
+def test_per_sample_gradients(backend, device):
+    # vmap over torch.func.grad (per-sample gradients, as in DP-SGD): the input gradient is folded
+    # into one call, the per-sample weight gradients take one call per sample; fp64, against the
+    # reference per sample.
+    case = Case(N=1, C=16, H=6, W=5, gc=4, band=5, dtype=torch.float64, device=device)
+    params = make_params(case)
+    xs = torch.randn(4, 1, 16, 6, 5, dtype=torch.float64, device=device)
+    ref = inception_dwconv.reference.inception_dwconv_reference
+
+    def loss(fn):
+        return lambda x, w, b: fn(x, params[0], params[1], w, b, params[4], params[5]).square().sum()
+
+    ours = loss(lambda *a: inception_dwconv.inception_dwconv(*a, backend=backend))
+    theirs = loss(lambda *a: ref(*a, 1))
+    got = torch.func.vmap(torch.func.grad(ours, argnums=(0, 1, 2)), in_dims=(0, None, None))(xs, params[2], params[3])
+    for i, x in enumerate(xs):
+        want = torch.func.grad(theirs, argnums=(0, 1, 2))(x, params[2], params[3])
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a[i], b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated in torch 2.14, still used
