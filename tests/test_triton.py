@@ -304,3 +304,17 @@ def test_autocast_in_one_pass(monkeypatch, poison, backward_mode, low, layout, g
         composed = run()
     for a, b in zip(one_pass, composed):
         assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+def test_autocast_kernels_refuse_other_dtypes():
+    """The one-pass autocast launchers take fp32 tensors and bf16 / fp16 as the autocast dtype only
+    (functional routes nothing else there); a direct caller gets a clear error, not wrong bits."""
+    launch = _launch()
+    case = Case(1, 40, 5, 6, 10, device=DEVICE)
+    x, params = make_x(case), make_params(case)
+    with pytest.raises(TypeError, match="float32 tensors"):
+        launch.forward(x.double(), *params, 1, low=BF16)
+    with pytest.raises(TypeError, match="float32 tensors"):
+        launch.backward(x, x, params[0].to(BF16), params[2], params[4], 1, True, True, low=F16)
+    with pytest.raises(ValueError, match="autocast dtype"):
+        launch.forward(x, *params, 1, low=F64)

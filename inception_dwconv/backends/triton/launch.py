@@ -135,6 +135,16 @@ def _check_device(x: torch.Tensor) -> None:
 _ROUND = {None: 0, torch.bfloat16: 1, torch.float16: 2}
 
 
+def _check_low(low, *tensors) -> None:
+    if low is None:
+        return
+    if low not in _ROUND:
+        raise ValueError(f"autocast dtype must be torch.bfloat16 or torch.float16, got {low}")
+    for t in tensors:
+        if t is not None and t.dtype != torch.float32:
+            raise TypeError(f"the one-pass autocast kernels take float32 tensors, got {t.dtype}")
+
+
 def _channels_last(x: torch.Tensor) -> bool:
     return x.stride(1) == 1 and x.size(1) > 1
 
@@ -221,6 +231,7 @@ def forward(x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation: int, low=None) -> torch
     the eager module, in one pass - the conv channels computed from x, weights and biases rounded
     to low and rounded to low themselves, the identity channels copied exactly, an fp32 output."""
     _check_device(x)
+    _check_low(low, x, w_hw, b_hw, w_w, b_w, w_h, b_h)
     return _conv_output(x, x, w_hw, b_hw, w_w, b_w, w_h, b_h, dilation, flip=False, low=low)
 
 
@@ -269,6 +280,7 @@ def backward(grad_out, x, w_hw, w_w, w_h, dilation: int, compute_input: bool,
              compute_weight: bool, low=None) -> List[torch.Tensor]:
     """The fused backward; low: of forward(low=low) (always the split formulation)."""
     _check_device(x)
+    _check_low(low, grad_out, x, w_hw, w_w, w_h)
     if BACKWARD_MODE == "split" or low is not None:
         out = []
         if compute_input:
