@@ -42,6 +42,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -711,6 +712,9 @@ def write_plot(rows, path):
 
 # ----------------------------------------------------------------------------- entry point
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -732,7 +736,21 @@ def main(argv=None) -> int:
         print(f"# warning: load average {load} exceeds the {os.cpu_count()} CPUs: other processes compete "
               f"for the cores and CPU timings will be noisy", file=sys.stderr)
     runner = Runner(args, device, env)
-    rows = runner.run(workloads, dtypes, layouts, modes, names)
+    # A time-boxed run (timeout sends SIGTERM) or Ctrl-C still writes the rows measured so far.
+    interrupted = False
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        rows = runner.run(workloads, dtypes, layouts, modes, names)
+    except KeyboardInterrupt:
+        rows, interrupted = runner.rows, True
+        print(f"# interrupted: {len(rows)} of {runner.total} rows measured; writing those", file=sys.stderr)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print_table(rows)
     meta = dict(env, argv=list(sys.argv[1:] if argv is None else argv), backends=names,
                 quantiles=QUANTILES, cuda_graphs=args.cuda_graphs if device == "cuda" else "n/a",
@@ -746,6 +764,8 @@ def main(argv=None) -> int:
     if args.plot:
         write_plot(rows, args.plot)
         print(f"# wrote {args.plot}")
+    if interrupted:
+        return 130
     bad = [r for r in rows if r["status"] != "ok"]
     if bad:
         print(f"# {len(bad)} row(s) not ok (WRONG or error)", file=sys.stderr)

@@ -3,6 +3,7 @@ import csv
 import importlib.util
 import json
 import os
+import signal
 
 import pytest
 import torch
@@ -127,6 +128,29 @@ def test_amp_dtypes_run_every_backend_under_autocast(tmp_path):
             # bf16 keeps 8 bits, fp16 11: errors well above fp32's, within the low-precision tolerance
             floor = 1e-3 if r["dtype"] == "amp-bf16" else 1e-4
             assert floor < float(r["max_rel_err"]) < 2e-2, r
+
+
+def test_interrupted_run_writes_the_rows_so_far(monkeypatch, tmp_path):
+    # SIGTERM (timeout) or Ctrl-C in the middle of a run: the rows measured so far are written and
+    # main returns 130.
+    real = bench.Runner.timed
+    calls = []
+
+    def timed(self, fn, use_graph=False):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises here, as under `timeout`
+        return real(self, fn, use_graph)
+
+    monkeypatch.setattr(bench.Runner, "timed", timed)
+    before = signal.getsignal(signal.SIGTERM)
+    csv_path = tmp_path / "r.csv"
+    rc = run_main(TINY + ["--backends", "reference", "--mode", "fwd,fwdbwd", "--layout", "nchw,channels_last",
+                          "--csv", str(csv_path)])
+    assert rc == 130 and signal.getsignal(signal.SIGTERM) is before
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(r["status"] == "ok" and r["layout"] == "nchw" for r in rows)
 
 
 def _patch_cpu(monkeypatch, forward=None, backward=None):
