@@ -35,6 +35,7 @@ below ``--rotate-mb`` (100 MB) so that they do not sit in cache.
 Exit status: 0 when every row is ok, 1 when some row is WRONG or error, 2 on bad arguments.
 """
 import argparse
+import contextlib
 import csv
 import datetime
 import itertools
@@ -54,6 +55,7 @@ import torch
 from . import backends as _backends
 from .functional import inception_dwconv
 from .module import branch_channels
+from .ops import AUTOCAST_ENV_VAR, has_autocast_kernels
 from .reference import inception_dwconv_reference
 
 PRESETS = {
@@ -347,14 +349,42 @@ def make_inputs(wl: Workload, dtype, layout: str, device: str, seed: int):
     return x, params, grad_out
 
 
+# Under the amp-* dtypes, each backend with one-pass autocast kernels gets a second row, "<name>"
+# plus this suffix, timed with that route switched off (ops.AUTOCAST_ENV_VAR): what it replaces.
+COMPOSED = "-composed"
+
+
+def composed_variants(names: List[str], dtype_name: str) -> List[str]:
+    low = AUTOCAST.get(dtype_name)
+    if low is None:
+        return []
+    return [n + COMPOSED for n in names if n in _backends.BACKENDS and has_autocast_kernels(n, low)]
+
+
+@contextlib.contextmanager
+def _autocast_composed(on: bool):
+    previous = os.environ.get(AUTOCAST_ENV_VAR)
+    if on:
+        os.environ[AUTOCAST_ENV_VAR] = "compose"
+    try:
+        yield
+    finally:
+        if on:
+            if previous is None:
+                del os.environ[AUTOCAST_ENV_VAR]
+            else:
+                os.environ[AUTOCAST_ENV_VAR] = previous
+
+
 def make_function(name: str, dilation: int, autocast: Optional[torch.dtype] = None) -> Callable:
     """f(x, params) -> y for a benchmark backend name; autocast: called under torch.autocast to
-    that dtype (on x's device type)."""
+    that dtype (on x's device type); a COMPOSED name with the one-pass autocast route off."""
     if autocast is not None:
-        plain = make_function(name, dilation)
+        composed = name.endswith(COMPOSED)
+        plain = make_function(name[:-len(COMPOSED)] if composed else name, dilation)
 
         def under_autocast(x, params):
-            with torch.autocast(x.device.type, dtype=autocast):
+            with torch.autocast(x.device.type, dtype=autocast), _autocast_composed(composed):
                 return plain(x, params)
         return under_autocast
     if name.startswith("reference"):
@@ -517,7 +547,8 @@ class Runner:
 
     def run(self, workloads, dtypes, layouts, modes, names):
         args = self.args
-        self.total = len(workloads) * len(dtypes) * len(layouts) * (1 + len(modes) * len(names))
+        self.total = len(workloads) * len(layouts) * sum(
+            1 + len(modes) * len(names + composed_variants(names, d)) for d in dtypes)
         need_grad = any(m != "fwd" for m in modes)
         for wl, dtype_name, layout in itertools.product(workloads, dtypes, layouts):
             dtype = DTYPES[dtype_name]
@@ -559,7 +590,7 @@ class Runner:
             if any(n.startswith("reference-") for n in names):
                 torch._dynamo.reset()  # fresh compile per workload; no recompile limit, no dynamic shapes
             ref_times: Dict[str, float] = {}
-            for name in names:
+            for name in names + composed_variants(names, dtype_name):
                 tol = TOLERANCE[AUTOCAST.get(dtype_name, dtype)]
                 if name.startswith("reference"):
                     tol = max(tol, REFERENCE_TOLERANCE.get(dtype, tol))

@@ -13,6 +13,7 @@ fp32 input with a backend that has one-pass autocast kernels takes ``forward_aut
 ``backward_autocast`` (the same arguments plus the autocast dtype ``low``) instead.
 """
 import functools
+import os
 from typing import List, Optional
 
 import torch
@@ -210,10 +211,18 @@ def _eager_plain(args) -> bool:
                 or torch._C._is_torch_function_mode_enabled() or not _plain(args))
 
 
+# INCEPTION_DWCONV_AUTOCAST=compose turns the one-pass autocast route off (casts, the low-precision
+# op, cast back, as on backends without one-pass kernels): a switch for comparing the two, or for
+# stepping around the one-pass kernels should they misbehave somewhere.
+AUTOCAST_ENV_VAR = "INCEPTION_DWCONV_AUTOCAST"
+
+
 @torch.compiler.assume_constant_result
 def has_autocast_kernels(backend: str, low: torch.dtype) -> bool:
-    """Whether `backend` can run autocast to `low` in one pass (_autocast_kernels); a constant
-    under torch.compile, like backends.resolve."""
+    """Whether `backend` runs autocast to `low` in one pass (_autocast_kernels, unless
+    INCEPTION_DWCONV_AUTOCAST=compose); a constant under torch.compile, like backends.resolve."""
+    if os.environ.get(AUTOCAST_ENV_VAR) == "compose":
+        return False
     return _autocast_kernels(backend, low) is not None
 
 

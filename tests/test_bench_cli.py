@@ -123,11 +123,34 @@ def test_amp_dtypes_run_every_backend_under_autocast(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["dtype"] for r in rows} == {"amp-bf16", "amp-fp16"}
     assert all(r["status"] == "ok" for r in rows)
+    # backends with one-pass autocast kernels get a second row with that route off (cpu: bf16 only)
+    composed = {(r["backend"], r["dtype"]) for r in rows if r["backend"].endswith("-composed")}
+    assert composed == ({("cpu-composed", "amp-bf16")} if "cpu" in names else set())
     for r in rows:
         if r["backend"] != "copy":
             # bf16 keeps 8 bits, fp16 11: errors well above fp32's, within the low-precision tolerance
             floor = 1e-3 if r["dtype"] == "amp-bf16" else 1e-4
             assert floor < float(r["max_rel_err"]) < 2e-2, r
+
+
+@pytest.mark.skipif("cpu" not in inception_dwconv.available_backends(), reason="no cpu backend")
+def test_composed_rows_switch_the_one_pass_route_off(monkeypatch):
+    monkeypatch.delenv(ops.AUTOCAST_ENV_VAR, raising=False)
+    assert ops.has_autocast_kernels("cpu", torch.bfloat16)
+    with bench._autocast_composed(True):
+        assert not ops.has_autocast_kernels("cpu", torch.bfloat16)
+    assert ops.AUTOCAST_ENV_VAR not in os.environ and ops.has_autocast_kernels("cpu", torch.bfloat16)
+    # and the composed row computes through the composition: no one-pass call
+    used = []
+    real = ops.call_forward_autocast
+    monkeypatch.setattr(ops, "call_forward_autocast", lambda *a: used.append(1) or real(*a))
+    x = torch.randn(1, 16, 5, 5)
+    params = [torch.randn(4, 1, 3, 3), torch.randn(4), torch.randn(4, 1, 1, 11), torch.randn(4),
+              torch.randn(4, 1, 11, 1), torch.randn(4)]
+    composed = bench.make_function("cpu" + bench.COMPOSED, 1, torch.bfloat16)(x, params)
+    assert not used
+    one_pass = bench.make_function("cpu", 1, torch.bfloat16)(x, params)
+    assert used and torch.equal(composed, one_pass)
 
 
 def test_interrupted_run_writes_the_rows_so_far(monkeypatch, tmp_path):
