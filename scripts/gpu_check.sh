@@ -16,9 +16,11 @@
 # on an H200 at 775aaf9 (benchmarks/results/gpu-h200-20261127-run2); after it, e.g.
 #   TESTS="tests/test_cuda.py tests/test_cpu.py tests/test_triton.py::test_autocast_in_one_pass \
 #   tests/test_api.py::test_cuda_graph_capture tests/test_api.py::test_autocast_one_pass_op_contract_and_compile" \
-#   BUILD_S=60 TEST_S=120 BENCH_S=110 SWEEP_S=150 \
+#   BUILD_S=60 TEST_S=120 BENCH_S=160 SWEEP_S=100 \
 #   MODELS_S=100 PROFILE_S=50 PROFILE_ARGS="--backends cuda,triton --modes fwdbwd --stages 7 --host-profile 50" \
 #   bash scripts/gpu_check.sh build test bench sweep models profile                (<= 590 s)
+# (the benchmark's amp-bf16 rows, with a triton-composed row each, need the longer BENCH_S; a
+# benchmark cut short by its limit still writes the rows it measured)
 # Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S MODELS_S (stage limits, seconds),
 #   PROFILE_ARGS / MODELS_ARGS (gpu_profile.py / bench_models.py flags), PYTHON, MAX_JOBS,
 #   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags), BENCH_DTYPES (bench
