@@ -42,6 +42,21 @@ std::vector<at::Tensor> call_fused_backward(const at::Tensor& gy, const at::Tens
   return op.call(gy, x, w_hw, w_w, w_h, dilation, compute_input, compute_weight);
 }
 
+// The Python package's differentiable backward op (inception_dwconv/ops.py: the custom op
+// "inception_dwconv::backward", whose autograd formula gives the second derivative), when it is
+// registered (the package imported); else nullopt.
+std::optional<std::vector<at::Tensor>> call_differentiable_backward(const at::Tensor& gy, const at::Tensor& x,
+                                                                    const at::Tensor& w_hw, const at::Tensor& w_w,
+                                                                    const at::Tensor& w_h, int64_t dilation,
+                                                                    bool compute_input, bool compute_weight) {
+  const auto op = c10::Dispatcher::singleton().findSchema({"inception_dwconv::backward", ""});
+  if (!op.has_value()) return std::nullopt;
+  torch::jit::Stack stack{gy, x, w_hw, w_w, w_h, dilation, std::string(x.is_cuda() ? "cuda" : "cpu"), compute_input,
+                          compute_weight};
+  op->callBoxed(&stack);
+  return stack.at(0).toTensorVector();
+}
+
 // Argument order of the op: x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation.
 constexpr int kArgs = 8;
 
@@ -85,13 +100,29 @@ struct FusedInceptionDWConv : public torch::autograd::Function<FusedInceptionDWC
 
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& gy = grads[0];
+    const int64_t dilation = ctx->saved_data["dilation"].toInt();
     std::vector<at::Tensor> result;
+    if (at::GradMode::is_enabled()) {  // create_graph=True: a backward that is differentiable in turn
+      auto differentiable = call_differentiable_backward(gy, saved[0], saved[1], saved[2], saved[3], dilation,
+                                                         compute_input, compute_weight);
+      if (differentiable.has_value()) {
+        size_t r = 0;
+        if (compute_input) out[0] = (*differentiable)[r++];
+        if (compute_weight) {
+          for (int a = 1; a < 7; ++a, ++r) {
+            if (needs[a]) out[a] = (*differentiable)[r];
+          }
+        }
+        return out;
+      }
+    }
     {
-      // Like Python's once_differentiable: the kernels run without recording; a graph built on the
-      // gradients (create_graph=True) gets an error node below instead of a wrong second derivative.
+      // Without the Python package's op (libtorch alone): as Python's once_differentiable, the
+      // kernels run without recording, and a graph built on the gradients gets an error node below
+      // instead of a wrong second derivative.
       at::NoGradGuard no_grad;
-      result = call_fused_backward(gy, saved[0], saved[1], saved[2], saved[3], ctx->saved_data["dilation"].toInt(),
-                                   compute_input, compute_weight);
+      result = call_fused_backward(gy, saved[0], saved[1], saved[2], saved[3], dilation, compute_input,
+                                   compute_weight);
     }
     size_t r = 0;
     if (compute_input) out[0] = result[r++];
@@ -106,8 +137,8 @@ struct FusedInceptionDWConv : public torch::autograd::Function<FusedInceptionDWC
         if (out[a].defined()) fake[a] = out[a].detach().requires_grad_(true);
       }
       out = std::make_shared<torch::autograd::DelayedError>(
-                "trying to differentiate twice inception_dwconv's fused op, whose backward has no "
-                "derivative of its own",
+                "trying to differentiate twice inception_dwconv's fused op: its second derivative is "
+                "the Python package's (import inception_dwconv)",
                 kArgs)
                 ->apply(std::move(fake));
     }

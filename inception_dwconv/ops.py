@@ -90,6 +90,67 @@ def _backward_formula(ctx, grad_out):
 forward.register_autograd(_backward_formula, setup_context=_setup_context)
 
 
+# Double backward. The op is bilinear: y = F(x; W, b) (identity channels copied), and the backward
+# op returns gx = F_x^T(gy; W) (identity channels: gy) and gW = F_W^T(gy; x), gb = sum of gy. So,
+# for upstream gradients ggx, ggW, ggb of those outputs:
+#   d/dgy = F(ggx; W, no bias) + F(x; ggW, ggb) with its identity channels zero
+#   d/dx  = F_x^T(gy; ggW) with its identity channels zero   (the backward op's gx, weights ggW)
+#   d/dW  = F_W^T(gy; ggx)                                     (the backward op's gW, x -> ggx)
+# all through the custom ops, which are differentiable again in turn.
+
+def _without_identity(t: Tensor, c_id: int) -> Tensor:
+    # out of place (masked_fill keeps t's memory format), so that torch.func transforms can trace it
+    if c_id == 0:
+        return t
+    conv = torch.arange(t.shape[1], device=t.device).view(1, -1, 1, 1) >= c_id
+    return t.masked_fill(~conv, 0)
+
+
+def _setup_backward_context(ctx, inputs, output):
+    grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input, compute_weight = inputs
+    ctx.save_for_backward(grad_out, x, weight_hw, weight_w, weight_h)
+    ctx.dilation, ctx.backend = dilation, backend
+    ctx.compute_input, ctx.compute_weight = compute_input, compute_weight
+
+
+def _double_backward_formula(ctx, grads):
+    return _double_backward(ctx, grads, forward, backward)
+
+
+def _double_backward(ctx, grads, forward_fn, backward_fn):
+    """The formula above, through forward_fn / backward_fn (the custom ops, or the autograd.Functions
+    that torch.func transforms take)."""
+    grad_out, x, *weights = ctx.saved_tensors
+    grads = list(grads)
+    ggx = grads.pop(0) if ctx.compute_input else None
+    gg = grads if ctx.compute_weight else [None] * 6  # ggW_hw, ggb_hw, ggW_w, ggb_w, ggW_h, ggb_h
+    ggw = [gg[2 * i] for i in range(3)]
+    ggb = [gg[2 * i + 1] for i in range(3)]
+    has_ggw = any(g is not None for g in ggw)
+    ggw = [g if g is not None else torch.zeros_like(w) for g, w in zip(ggw, weights)]
+    c_id = x.shape[1] - 3 * weights[0].shape[0]
+    d, backend = ctx.dilation, ctx.backend
+    needs = ctx.needs_input_grad
+    g_gy = g_x = None
+    g_w = [None] * 3
+    if needs[0]:
+        if ggx is not None:
+            g_gy = forward_fn(ggx, weights[0], None, weights[1], None, weights[2], None, d, backend)
+        if has_ggw or any(b is not None for b in ggb):
+            term = _without_identity(forward_fn(x, ggw[0], ggb[0], ggw[1], ggb[1], ggw[2], ggb[2], d, backend),
+                                     c_id)
+            g_gy = term if g_gy is None else g_gy + term
+    if needs[1] and has_ggw:
+        g_x = _without_identity(backward_fn(grad_out, x, *ggw, d, backend, True, False)[0], c_id)
+    if any(needs[2:5]) and ggx is not None:
+        gw = backward_fn(grad_out, ggx, *weights, d, backend, False, True)
+        g_w = [gw[0] if needs[2] else None, gw[2] if needs[3] else None, gw[4] if needs[4] else None]
+    return g_gy, g_x, *g_w, None, None, None, None
+
+
+backward.register_autograd(_double_backward_formula, setup_context=_setup_backward_context)
+
+
 # vmap (torch.func.vmap, and vmap over torch.func.grad for per-sample gradients). The op is
 # independent along N, so a vmapped x with shared parameters is one call on the batch folded into
 # N; per-sample parameters, and per-sample weight gradients, take one call per sample.
@@ -146,8 +207,10 @@ def _backend_backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, back
 
 
 def _eager_backward(ctx, grad_out):
-    return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend,
-                  _backend_backward)
+    # create_graph=True (grad mode on here): through the custom op, whose own formula gives the
+    # second derivative; else the backend's kernels directly
+    backward_fn = backward if torch.is_grad_enabled() else _backend_backward
+    return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend, backward_fn)
 
 
 class _EagerFunction(torch.autograd.Function):
@@ -158,13 +221,14 @@ class _EagerFunction(torch.autograd.Function):
         return backends.get(backend).forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h,
                                              dilation)
 
-    backward = staticmethod(torch.autograd.function.once_differentiable(_eager_backward))
+    backward = staticmethod(_eager_backward)
 
 
 class _EagerFunctionForTransforms(torch.autograd.Function):
     # forward without ctx plus setup_context: the form torch.func transforms (grad, vjp) accept;
     # used only while one is active (the custom op's own autograd formula does not support them).
-    # Forward and backward call the custom ops, whose vmap rules then serve vmap over this too.
+    # Forward and backward call the custom ops, whose vmap rules then serve vmap over this too; the
+    # backward is _BackwardForTransforms, differentiable in turn (nested torch.func.grad).
     generate_vmap_rule = True
 
     @staticmethod
@@ -172,7 +236,33 @@ class _EagerFunctionForTransforms(torch.autograd.Function):
         return forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend)
 
     setup_context = staticmethod(_setup_context)
-    backward = staticmethod(torch.autograd.function.once_differentiable(_backward_formula))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend,
+                      _backward_for_transforms)
+
+
+class _BackwardForTransforms(torch.autograd.Function):
+    """The backward op with the double-backward formula, in the form torch.func transforms take."""
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input, compute_weight):
+        return tuple(backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
+                              compute_weight))
+
+    setup_context = staticmethod(_setup_backward_context)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return _double_backward(ctx, grads, _EagerFunctionForTransforms.apply, _backward_for_transforms)
+
+
+def _backward_for_transforms(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
+                             compute_weight):
+    return list(_BackwardForTransforms.apply(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend,
+                                             compute_input, compute_weight))
 
 
 _COMPILED = ("cpu", "cuda")  # the backends whose kernels are the extension's fused_forward / fused_backward
