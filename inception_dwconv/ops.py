@@ -401,10 +401,12 @@ forward_autocast.register_autograd(_autocast_backward_formula, setup_context=_se
 def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend, low):
     """A backend's one-pass forward (and backward) under autocast to `low` (_autocast_kernels), for
     fp32 x and parameters rounded to `low` inside: functional._forward_autocast's result and
-    gradients, bit for bit, when the backend has such kernels, outside torch.func transforms and
-    ONNX export; eager calls on plain tensors skip the custom ops (as call_forward does). Else
+    gradients, bit for bit, when the backend has such kernels, outside torch.func transforms (whose
+    vmap and grad rules belong to the plain ops) and ONNX export; eager calls on plain tensors skip the custom ops (as call_forward does). Else
     None, and the caller composes it."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
+    if not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None:
+        return None  # torch.func transforms: composed
     if not _eager_plain(args):
         if torch.onnx.is_in_onnx_export() or not has_autocast_kernels(backend, low):
             return None
@@ -413,8 +415,6 @@ def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bia
     if kernels is None:
         return None
     if _wants_grad(args):
-        if torch._C._functorch.peek_interpreter_stack() is not None:
-            return None
         return _AutocastOnePass.apply(*args, dilation, kernels)
     return kernels[0](*args, dilation)
 

@@ -659,7 +659,7 @@ def test_torch_func_vmap(backend, device, monkeypatch):
     calls = []
     mod = backends.get(backend)
     real_forward = mod.forward
-    monkeypatch.setattr(mod, "forward", lambda *a: calls.append(a[0].shape) or real_forward(*a))
+    monkeypatch.setattr(mod, "forward", lambda *a, **k: calls.append(a[0].shape) or real_forward(*a, **k))
 
     def op(x, w_w=params[2]):
         return inception_dwconv.inception_dwconv(x, params[0], params[1], w_w, params[3], params[4], params[5],
@@ -675,6 +675,8 @@ def test_torch_func_vmap(backend, device, monkeypatch):
     batched = torch.func.vmap(op)(xs, w_ws)
     assert len(calls) == 3
     assert torch.equal(batched, torch.stack([op(x, w) for x, w in zip(xs, w_ws)]))
+    with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):  # composed inside torch.func
+        assert torch.equal(torch.func.vmap(op)(xs), torch.stack([op(x) for x in xs]))
 
 
 @pytest.mark.parametrize("backend,device", ALL_BACKENDS, ids=str)
