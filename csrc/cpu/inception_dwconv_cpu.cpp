@@ -53,6 +53,21 @@ void run_backward(const Geometry& g, Path path, const at::Tensor& gy, const at::
   generic::backward<scalar_t>(g, path, gy, x, flipped, gx, part, L);
 }
 
+// body(scalar_t{}) for x's dtype, or (autocast_bf16, fp32 x only) body(Bf16RoundedFloat{}): the one
+// dtype dispatch of the forward (kForward) and the backward, with their names in the messages.
+template <bool kForward, typename Body>
+void dispatch_dtype(const at::Tensor& x, bool autocast_bf16, const Body& body) {
+  if (autocast_bf16) {
+    TORCH_CHECK(x.scalar_type() == at::kFloat,
+                kForward ? "fused_forward_autocast_bf16" : "fused_backward_autocast_bf16", " needs an fp32 x, got ",
+                x.scalar_type());
+    body(Bf16RoundedFloat{});
+  } else {
+    constexpr const char* name = kForward ? "inception_dwconv_forward_cpu" : "inception_dwconv_backward_cpu";
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), name, [&] { body(scalar_t{}); });
+  }
+}
+
 // The forward, for x's dtype, or (autocast_bf16) what the eager module under CPU autocast to bf16
 // gives an fp32 x and fp32 parameters: conv channels computed from x and the weights rounded to
 // bf16 and rounded to bf16 again on the way out, as fp32; identity channels copied exactly. One pass,
@@ -78,13 +93,7 @@ at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& w_hw, const std::o
     if constexpr (std::is_same_v<scalar_t, Bf16RoundedFloat>) bw.round_to_bf16();  // autocast's casts
     run_forward<scalar_t>(g, path, x, bw, y);
   };
-  if (autocast_bf16) {
-    TORCH_CHECK(x.scalar_type() == at::kFloat, "fused_forward_autocast_bf16 needs an fp32 x, got ", x.scalar_type());
-    body(Bf16RoundedFloat{});
-  } else {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_forward_cpu",
-                                    [&] { body(scalar_t{}); });
-  }
+  dispatch_dtype</*kForward=*/true>(x, autocast_bf16, body);
   return y;
 }
 
@@ -170,13 +179,7 @@ std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tenso
       out.insert(out.end(), wg.begin(), wg.end());
     }
   };
-  if (autocast_bf16) {
-    TORCH_CHECK(x.scalar_type() == at::kFloat, "fused_backward_autocast_bf16 needs an fp32 x, got ", x.scalar_type());
-    body(Bf16RoundedFloat{});
-  } else {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "inception_dwconv_backward_cpu",
-                                    [&] { body(scalar_t{}); });
-  }
+  dispatch_dtype</*kForward=*/false>(x, autocast_bf16, body);
   return out;
 }
 
