@@ -69,6 +69,35 @@ inline T hsum(const simd<T>& v) {  // lanes in order
   return s;
 }
 
+// out[i] = the sum of v[i]'s lanes, i < n. The AVX2 build sums fp32 vectors eight at a time as a
+// tree of pairwise adds ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), a transposition by
+// horizontal adds; other types and builds add lanes in order (hsum). Both orders are fixed, so the
+// sums have the same bits every run.
+template <typename T>
+inline void hsum_each(const simd<T>* v, int64_t n, T* out) {
+#if defined(KERNEL_AVX2)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t i = 0; i < n; i += 8) {
+      __m256 g[8];
+      for (int64_t k = 0; k < 8; ++k) g[k] = i + k < n ? (__m256)v[i + k] : _mm256_setzero_ps();
+      // Lane t of q0, t < 4: lanes 0-3 of g[t] summed; lane 4 + t: lanes 4-7 of g[t]. q1: g[4..7].
+      const __m256 q0 = _mm256_hadd_ps(_mm256_hadd_ps(g[0], g[1]), _mm256_hadd_ps(g[2], g[3]));
+      const __m256 q1 = _mm256_hadd_ps(_mm256_hadd_ps(g[4], g[5]), _mm256_hadd_ps(g[6], g[7]));
+      const __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+      if (i + 8 <= n) {
+        _mm256_storeu_ps(out + i, s);
+      } else {
+        alignas(32) float last[8];
+        _mm256_store_ps(last, s);
+        for (int64_t k = 0; i + k < n; ++k) out[i + k] = last[k];
+      }
+    }
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) out[i] = hsum<T>(v[i]);
+}
+
 // 16-byte vectors (any x86-64 or AArch64 build has them) for short copies.
 template <typename T>
 struct Simd16Of {
@@ -481,25 +510,28 @@ inline void for_tap_groups(int64_t taps, F&& f) {
 // Weight and bias partials of one plane: tap_sums[t] = sum over outputs of gy * (x shifted by tap t),
 // bias_sum = sum of gy. gy and x are flat buffers of branch b, gy zero between rows and past the map;
 // off: tap_offsets(g, b, flat_stride, 1). Lanes are summed in a fixed order: reproducible.
+// lanes: scratch of taps + 1 vectors (the per-lane sums, reduced together by hsum_each); tap_sums
+// gets taps + 1 values, the bias sum last.
 template <typename acc_t>
 void weight_partials_plane(const Geometry& g, int b, const acc_t* gbuf, const acc_t* xbuf, const int64_t* off,
-                           acc_t* tap_sums, acc_t* bias_sum) {
+                           simd<acc_t>* lanes, acc_t* tap_sums) {
   using V = simd<acc_t>;
   constexpr int64_t L = simd_lanes<acc_t>();
-  const int64_t n_out = g.H * flat_stride(g, b);
+  const int64_t n_out = g.H * flat_stride(g, b), taps = g.taps(b);
   const acc_t* gin = gbuf + flat_origin(g, b);
   // Steps of 2 vectors; flat_len (a multiple of 8 vectors) bounds the reads.
   const int64_t steps = (n_out + 2 * L - 1) / (2 * L);
-  for_tap_groups(g.taps(b), [&](auto nt, int64_t t0) {
+  for_tap_groups(taps, [&](auto nt, int64_t t0) {
     constexpr int64_t NT = decltype(nt)::value;
     V a[NT][2];
     dot_taps_tile<NT, 2>(gin, xbuf, off + t0, steps, 2 * L, a);
-    for (int64_t t = 0; t < NT; ++t) tap_sums[t0 + t] = hsum<acc_t>(a[t][0] + a[t][1]);
+    for (int64_t t = 0; t < NT; ++t) lanes[t0 + t] = a[t][0] + a[t][1];
   });
   V a[4] = {};
   for (int64_t p = 0; p < round_up(n_out, 4 * L); p += 4 * L)
     for (int64_t v = 0; v < 4; ++v) a[v] += vload(gin + p + v * L);
-  *bias_sum = hsum<acc_t>((a[0] + a[1]) + (a[2] + a[3]));
+  lanes[taps] = (a[0] + a[1]) + (a[2] + a[3]);
+  hsum_each<acc_t>(lanes, taps + 1, tap_sums);
 }
 
 // Tap offsets of the three branches in a buffer with the given row and column steps per branch.
@@ -601,7 +633,8 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
   // A conv item's partials go to block n, the slots of its channel: disjoint across items.
   at::parallel_for(0, PlaneCursor::items(g, identity), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> gbufs(g, true), xbufs(g, part != nullptr);
-    std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W), tap_sums(g.max_taps());
+    std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W), tap_sums(g.max_taps() + 1);
+    std::vector<acc_t> lanes((g.max_taps() + 1) * simd_lanes<acc_t>());
     PlaneCursor at(g, identity, begin);
     for (int64_t p = begin; p < end; ++p, at.next()) {
       const int64_t n = at.n;
@@ -619,8 +652,10 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
       if (!part) continue;
       load_plane(g, b, t.xp + n * t.xs.n + c * t.xs.c, t.xs, xbufs[b], flat.data());
       acc_t* slot = part + n * L.item_size();
-      weight_partials_plane(g, b, gbufs[b], xbufs[b], offs[b], tap_sums.data(), &slot[L.at(b, L.slots - 1, k)]);
+      weight_partials_plane(g, b, gbufs[b], xbufs[b], offs[b], reinterpret_cast<simd<acc_t>*>(lanes.data()),
+                            tap_sums.data());
       for (int64_t tap = 0; tap < g.taps(b); ++tap) slot[L.at(b, tap, k)] = tap_sums[tap];
+      slot[L.at(b, L.slots - 1, k)] = tap_sums[g.taps(b)];
     }
   });
 }

@@ -9,6 +9,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #define KERNEL_BLOCK_BYTES 256  // 8 x 256-bit vector registers
+#define KERNEL_AVX2 1           // AVX2 intrinsics where the vector extensions fall short (kernels.h)
 #define KERNEL_F16C 1           // fp16 <-> fp32 conversions with the F16C instructions (kernels.h)
 #define KERNEL_NS avx2
 #include "kernels.h"
