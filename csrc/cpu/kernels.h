@@ -843,16 +843,28 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
           });
         }
         acc_t* bias_acc = tap_acc.data() + taps * blen;
-        std::fill(bias_acc, bias_acc + len, acc_t(0));
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t e = 0; e < len; ++e) bias_acc[e] += gr[r * stride + e];
+        // Sums kept in registers, rows (pixels) added in order: one store per vector of sums, where
+        // accumulating in memory stored every partial sum and reloaded it for the next row.
+        for (int64_t e0 = 0; e0 < len; e0 += VL) {  // up to a vector past len: zeros, inside rows_len
+          simd<acc_t> sum{};
+          for (int64_t r = 0; r < rows; ++r) sum += vload(gr + r * stride + e0);
+          vstore(bias_acc + e0, sum);
+        }
         acc_t* slot = part + it * L.item_size();
         for (int64_t t = 0; t <= taps; ++t) {
           acc_t* dst = slot + L.at(b, t == taps ? L.slots - 1 : t, 0);
           const acc_t* ta = tap_acc.data() + t * blen;
-          for (int64_t k = 0; k < gc; ++k) dst[k] = 0;
-          for (int64_t w = 0; w < g.W; ++w)
-            for (int64_t k = 0; k < gc; ++k) dst[k] += ta[w * gc + k];
+          int64_t k0 = 0;
+          for (; k0 + VL <= gc; k0 += VL) {
+            simd<acc_t> sum{};
+            for (int64_t w = 0; w < g.W; ++w) sum += vload(ta + w * gc + k0);
+            vstore(dst + k0, sum);
+          }
+          for (; k0 < gc; ++k0) {
+            acc_t sum = 0;
+            for (int64_t w = 0; w < g.W; ++w) sum += ta[w * gc + k0];
+            dst[k0] = sum;
+          }
         }
       }
     }
