@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad as _forward_ad
 
 from . import backends, reference
 from ._layout import empty_output
@@ -117,6 +118,21 @@ def _double_backward_formula(ctx, grads):
     return _double_backward(ctx, grads, forward, backward)
 
 
+def _forward_tangent(x, weights, tx, tw, tb, d, backend, forward_fn):
+    """The op's derivative in the direction tx (x), tw and tb (weights and biases; None entries are
+    zero): F(tx; W, no bias) + F(x; tw, tb) with its identity channels zero, through forward_fn.
+    Also the double backward's gradient for grad_out. None when every direction is None."""
+    out = None
+    if tx is not None:
+        out = forward_fn(tx, weights[0], None, weights[1], None, weights[2], None, d, backend)
+    if any(t is not None for t in (*tw, *tb)):
+        tw = [t if t is not None else torch.zeros_like(w) for t, w in zip(tw, weights)]
+        c_id = x.shape[1] - 3 * weights[0].shape[0]
+        term = _without_identity(forward_fn(x, tw[0], tb[0], tw[1], tb[1], tw[2], tb[2], d, backend), c_id)
+        out = term if out is None else out + term
+    return out
+
+
 def _double_backward(ctx, grads, forward_fn, backward_fn):
     """The formula above, through forward_fn / backward_fn (the custom ops, or the autograd.Functions
     that torch.func transforms take)."""
@@ -126,26 +142,57 @@ def _double_backward(ctx, grads, forward_fn, backward_fn):
     gg = grads if ctx.compute_weight else [None] * 6  # ggW_hw, ggb_hw, ggW_w, ggb_w, ggW_h, ggb_h
     ggw = [gg[2 * i] for i in range(3)]
     ggb = [gg[2 * i + 1] for i in range(3)]
-    has_ggw = any(g is not None for g in ggw)
-    ggw = [g if g is not None else torch.zeros_like(w) for g, w in zip(ggw, weights)]
     c_id = x.shape[1] - 3 * weights[0].shape[0]
     d, backend = ctx.dilation, ctx.backend
     needs = ctx.needs_input_grad
     g_gy = g_x = None
     g_w = [None] * 3
     if needs[0]:
-        if ggx is not None:
-            g_gy = forward_fn(ggx, weights[0], None, weights[1], None, weights[2], None, d, backend)
-        if has_ggw or any(b is not None for b in ggb):
-            term = _without_identity(forward_fn(x, ggw[0], ggb[0], ggw[1], ggb[1], ggw[2], ggb[2], d, backend),
-                                     c_id)
-            g_gy = term if g_gy is None else g_gy + term
-    if needs[1] and has_ggw:
+        g_gy = _forward_tangent(x, weights, ggx, ggw, ggb, d, backend, forward_fn)
+    if needs[1] and any(g is not None for g in ggw):
+        ggw = [g if g is not None else torch.zeros_like(w) for g, w in zip(ggw, weights)]
         g_x = _without_identity(backward_fn(grad_out, x, *ggw, d, backend, True, False)[0], c_id)
     if any(needs[2:5]) and ggx is not None:
         gw = backward_fn(grad_out, ggx, *weights, d, backend, False, True)
         g_w = [gw[0] if needs[2] else None, gw[2] if needs[3] else None, gw[4] if needs[4] else None]
     return g_gy, g_x, *g_w, None, None, None, None
+
+
+def _backward_tangent(ctx, tangents, backward_fn):
+    """Forward-mode derivative of the backward op (bilinear too: in grad_out and W for grad_x, in
+    grad_out and x for the weight grads) in the direction of `tangents` (grad_out, x, the three
+    weights; None entries are zero), one tangent per output of the op; through backward_fn."""
+    grad_out, x, *weights = ctx.saved_tensors
+    t_gy, t_x, *t_w = tangents[:5]
+    d, backend = ctx.dilation, ctx.backend
+    c_id = x.shape[1] - 3 * weights[0].shape[0]
+    out = []
+    if ctx.compute_input:
+        t_gx = None
+        if t_gy is not None:
+            t_gx = backward_fn(t_gy, x, *weights, d, backend, True, False)[0]
+        if any(t is not None for t in t_w):
+            t_w_full = [t if t is not None else torch.zeros_like(w) for t, w in zip(t_w, weights)]
+            term = _without_identity(backward_fn(grad_out, x, *t_w_full, d, backend, True, False)[0], c_id)
+            t_gx = term if t_gx is None else t_gx + term
+        out.append(t_gx if t_gx is not None else torch.zeros_like(x))
+    if ctx.compute_weight:
+        # weight grads: from t_gy (with x) and from t_x (with grad_out); bias grads (sums of grad_out)
+        # from t_gy alone
+        t_g = [None] * 6
+        if t_gy is not None:
+            t_g = list(backward_fn(t_gy, x, *weights, d, backend, False, True))
+        if t_x is not None:
+            from_x = backward_fn(grad_out, t_x, *weights, d, backend, False, True)
+            for i in (0, 2, 4):
+                t_g[i] = from_x[i] if t_g[i] is None else t_g[i] + from_x[i]
+        for i, w in enumerate(weights):
+            if t_g[2 * i] is None:
+                t_g[2 * i] = torch.zeros_like(w, memory_format=torch.contiguous_format)
+            if t_g[2 * i + 1] is None:
+                t_g[2 * i + 1] = w.new_zeros((w.shape[0],))
+        out += t_g
+    return tuple(out)
 
 
 backward.register_autograd(_double_backward_formula, setup_context=_setup_backward_context)
@@ -213,15 +260,42 @@ def _eager_backward(ctx, grad_out):
     return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend, backward_fn)
 
 
+def _forward_ad_active() -> bool:
+    """Whether a forward-mode AD level is open (torch.autograd.forward_ad.dual_level; torch.func.jvp
+    and jacfwd open one too): then calls take the autograd.Functions below, which have a jvp."""
+    return _forward_ad._current_level >= 0
+
+
+def _setup_forward_ad(ctx, inputs):
+    if _forward_ad_active():
+        x, weight_hw, _, weight_w, _, weight_h = inputs[:6]
+        ctx.save_for_forward(x, weight_hw, weight_w, weight_h)
+
+
+def _jvp(ctx, tangents):
+    """The forward op's jvp (_forward_tangent), through the custom op (differentiable, vmappable)."""
+    x, *weights = ctx.saved_tensors
+    t_x, t_whw, t_bhw, t_ww, t_bw, t_wh, t_bh = tangents[:7]
+    out = _forward_tangent(x, weights, t_x, (t_whw, t_ww, t_wh), (t_bhw, t_bw, t_bh), ctx.dilation, ctx.backend,
+                           forward)
+    return out if out is not None else torch.zeros_like(x)
+
+
 class _EagerFunction(torch.autograd.Function):
     # forward(ctx, ...): ~4 us an apply here, against ~16 us for the setup_context form below.
     @staticmethod
     def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
-        _setup_context(ctx, (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend), None)
+        inputs = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend)
+        _setup_context(ctx, inputs, None)
+        _setup_forward_ad(ctx, inputs)
         return backends.get(backend).forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h,
                                              dilation)
 
     backward = staticmethod(_eager_backward)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _jvp(ctx, tangents)
 
 
 class _EagerFunctionForTransforms(torch.autograd.Function):
@@ -235,12 +309,19 @@ class _EagerFunctionForTransforms(torch.autograd.Function):
     def forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend):
         return forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, backend)
 
-    setup_context = staticmethod(_setup_context)
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_context(ctx, inputs, output)
+        _setup_forward_ad(ctx, inputs)
 
     @staticmethod
     def backward(ctx, grad_out):
         return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backend,
                       _backward_for_transforms)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _jvp(ctx, tangents)
 
 
 class _BackwardForTransforms(torch.autograd.Function):
@@ -252,11 +333,19 @@ class _BackwardForTransforms(torch.autograd.Function):
         return tuple(backward(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
                               compute_weight))
 
-    setup_context = staticmethod(_setup_backward_context)
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _setup_backward_context(ctx, inputs, output)
+        if _forward_ad_active():
+            ctx.save_for_forward(*inputs[:5])
 
     @staticmethod
     def backward(ctx, *grads):
         return _double_backward(ctx, grads, _EagerFunctionForTransforms.apply, _backward_for_transforms)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _backward_tangent(ctx, tangents, backward)
 
 
 def _backward_for_transforms(grad_out, x, weight_hw, weight_w, weight_h, dilation, backend, compute_input,
@@ -405,8 +494,9 @@ def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bia
     vmap and grad rules belong to the plain ops) and ONNX export; eager calls on plain tensors skip the custom ops (as call_forward does). Else
     None, and the caller composes it."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
-    if not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None:
-        return None  # torch.func transforms: composed
+    if not torch.compiler.is_compiling() and (torch._C._functorch.peek_interpreter_stack() is not None
+                                              or _forward_ad_active()):
+        return None  # torch.func transforms and forward-mode AD: composed
     if not _eager_plain(args):
         if torch.onnx.is_in_onnx_export() or not has_autocast_kernels(backend, low):
             return None
@@ -427,11 +517,17 @@ def call_forward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dila
             # ONNX has no kernel for the fused op: export what it computes, split / grouped Conv /
             # concat, which every ONNX runtime has.
             return reference.inception_dwconv_reference(*args, dilation)
+        if _forward_ad_active():
+            # the custom op's autograd formula has no jvp, and a custom op without one drops the
+            # tangent silently (torch 2.14): the autograd.Function that has it, around the op
+            return _EagerFunctionForTransforms.apply(*args, dilation, backend)
         return forward(*args, dilation, backend)
     if torch._C._functorch.peek_interpreter_stack() is not None:  # inside a torch.func transform
-        if _wants_grad(args):
+        if _wants_grad(args) or _forward_ad_active():
             return _EagerFunctionForTransforms.apply(*args, dilation, backend)
         return forward(*args, dilation, backend)  # the custom op: its vmap rule
+    if _forward_ad_active():  # forward-mode AD: the Python autograd.Function has the jvp
+        return _EagerFunction.apply(*args, dilation, backend)
     if _wants_grad(args):
         if backend in _COMPILED:
             op = _cpp_autograd_op()

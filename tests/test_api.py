@@ -733,6 +733,103 @@ def test_torchscript(backend, how):
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS, ids=str)
+def test_forward_mode_ad(backend, device, layout):
+    # torch.func.jvp and torch.autograd.forward_ad dual tensors (the autograd.Functions' jvp: the op
+    # is bilinear, so the tangent is F(tx; W) + F(x; tW, tb) with identity channels tx), in fp64
+    # against the released split/conv/cat module's own forward-mode derivatives.
+    torch.manual_seed(5)
+    released = ReleasedInceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25).double().to(device)
+    params = [p.detach() for p in released.parameters()]
+    x = torch.randn(2, 40, 7, 6, dtype=torch.float64, device=device)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    tx, tp = torch.randn_like(x), [torch.randn_like(p) for p in params]
+
+    def theirs(x, *p):
+        return torch.func.functional_call(released, dict(zip(("dwconv_hw.weight", "dwconv_hw.bias",
+                                                                  "dwconv_w.weight", "dwconv_w.bias",
+                                                                  "dwconv_h.weight", "dwconv_h.bias"), p)), (x,))
+
+    def ours(x, *p):
+        return inception_dwconv.inception_dwconv(x, *p, backend=backend)
+
+    want_y, want_t = torch.func.jvp(theirs, (x, *params), (tx, *tp))
+    assert want_t[:, 10:].abs().max() > 0  # gc = 10: identity channels 0-9
+    y, t = torch.func.jvp(ours, (x, *params), (tx, *tp))
+    torch.testing.assert_close(y, want_y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(t, want_t, rtol=1e-12, atol=1e-12)
+    assert torch.equal(t[:, :10], tx[:, :10])  # identity channels: the tangent of x, exactly
+    _, t_x_only = torch.func.jvp(lambda x: ours(x, *params), (x,), (tx,))
+    torch.testing.assert_close(t_x_only, torch.func.jvp(lambda x: theirs(x, *params), (x,), (tx,))[1],
+                               rtol=1e-12, atol=1e-12)
+    _, t_bias_only = torch.func.jvp(lambda b: ours(x, params[0], b, *params[2:]), (params[1],), (tp[1],))
+    assert torch.equal(t_bias_only[:, :10], torch.zeros_like(tx[:, :10]))
+    assert torch.equal(t_bias_only[:, 20:], torch.zeros_like(tx[:, 20:]))
+    torch.testing.assert_close(t_bias_only[:, 10:20], tp[1].view(1, -1, 1, 1).expand(2, -1, 7, 6))
+
+    # dual tensors, through the module, whose parameters need gradients (on the compiled CPU
+    # backend that would be the C++ autograd node, which has no jvp): tangent and gradients both
+    mod = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).double().to(device)
+    mod.load_state_dict(released.state_dict())
+    with torch.autograd.forward_ad.dual_level():
+        y_dual = mod(torch.autograd.forward_ad.make_dual(x, tx))
+        y, t = torch.autograd.forward_ad.unpack_dual(y_dual)
+        grads = torch.autograd.grad(y.square().sum(), list(mod.parameters()))
+    torch.testing.assert_close(t, t_x_only, rtol=1e-12, atol=1e-12)
+    want = torch.autograd.grad(released(x).square().sum(), list(released.parameters()))
+    for a, b in zip(grads, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_forward_mode_ad_never_silently_drops_tangents():
+    # A torch.library custom op without a jvp drops tangents silently (torch 2.14): under
+    # torch.compile the package routes forward-mode AD around it (a graph break, then the eager
+    # result; fullgraph=True: Dynamo's own error). Before, the compiled tangent was zero.
+    torch.manual_seed(7)
+    backend = CPU_BACKENDS[-1]
+    mod = InceptionDWConv2d(16, band_kernel_size=5, backend=backend)
+    x, tx = torch.randn(2, 16, 5, 6), torch.randn(2, 16, 5, 6)
+    want = torch.func.jvp(mod, (x,), (tx,))[1]
+    assert want[:, 4:].abs().max() > 0
+    torch._dynamo.reset()
+    got = torch.compile(lambda x, t: torch.func.jvp(mod, (x,), (t,)))(x, tx)[1]
+    torch.testing.assert_close(got, want)
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="jvp"):
+        torch.compile(lambda x, t: torch.func.jvp(mod, (x,), (t,)), fullgraph=True)(x, tx)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_jacfwd_and_forward_over_reverse_hessian(backend):
+    # jacfwd (vmap over jvp) and a Hessian by forward-over-reverse (jacfwd of jacrev: the backward
+    # op's own jvp), against the reference's, fp64.
+    torch.manual_seed(6)
+    case = Case(N=1, C=12, H=4, W=5, gc=3, band=5, dtype=torch.float64)
+    x, params = make_x(case), make_params(case)
+    ref = inception_dwconv.reference.inception_dwconv_reference
+
+    def with_w(fn):
+        return lambda x, w: fn(x, params[0], params[1], w, *params[3:])
+
+    ours = with_w(lambda *a: inception_dwconv.inception_dwconv(*a, backend=backend))
+    theirs = with_w(lambda *a: ref(*a, 1))
+    for argnums in (0, 1):
+        torch.testing.assert_close(torch.func.jacfwd(ours, argnums=argnums)(x, params[2]),
+                                   torch.func.jacrev(theirs, argnums=argnums)(x, params[2]), rtol=1e-12, atol=1e-12)
+
+    def loss(fn):
+        return lambda x, w: (fn(x, w) ** 2 * torch.linspace(0.5, 2, x.shape[1]).view(1, -1, 1, 1)).sum()
+
+    for argnums in ((0, 1), 1):
+        h = torch.func.jacfwd(torch.func.jacrev(loss(ours), argnums=argnums), argnums=argnums)(x, params[2])
+        want = torch.func.hessian(loss(theirs), argnums=argnums)(x, params[2])
+        for a, b in zip(torch.utils._pytree.tree_leaves(h), torch.utils._pytree.tree_leaves(want)):
+            assert b.abs().max() > 0
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_torch_export(backend):
     """torch.export records the custom op (not the backend's internals) and the exported program
