@@ -145,11 +145,6 @@ def _forward_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) ->
     the identity slice keeps x's dtype, and torch.cat promotes: the output has dtype
     promote_types(x.dtype, low) when there are identity channels, with the identity channels copied
     exactly and the conv channels rounded to the autocast dtype on the way."""
-    def cast(t):
-        if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64:
-            return t.to(low)
-        return t
-
     if x.dtype is torch.float32 and all(p is None or (isinstance(p, Tensor) and p.dtype is torch.float32)
                                         for p in params):
         name = backends.resolve(backend, x.device.type)
@@ -159,6 +154,17 @@ def _forward_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) ->
                 y = ops.call_forward_autocast(x, *params, dilation, name, low)
                 if y is not None:
                     return y
+    return compose_autocast(x, params, dilation, backend, low)
+
+
+def compose_autocast(x: Tensor, params, dilation, backend, low: torch.dtype) -> Tensor:
+    """_forward_autocast by composition: casts, the op in the autocast dtype, the cast back and the
+    identity copy (the one-pass route's backward differentiates this under create_graph=True)."""
+    def cast(t):
+        if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64:
+            return t.to(low)
+        return t
+
     x_low = cast(x)
     params_low = [cast(p) for p in params]
     with torch.autocast(x.device.type, enabled=False):

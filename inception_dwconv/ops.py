@@ -428,17 +428,33 @@ class _AutocastOnePass(torch.autograd.Function):
     """A backend's one-pass autocast forward and backward (fp32 tensors read at the autocast precision)."""
 
     @staticmethod
-    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, kernels):
-        ctx.save_for_backward(x, weight_hw, weight_w, weight_h)
-        ctx.dilation = dilation
+    def forward(ctx, x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation, kernels, backend, low):
+        ctx.save_for_backward(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
+        ctx.dilation, ctx.backend, ctx.low = dilation, backend, low
         ctx.backward_kernel = kernels[1]
         return kernels[0](x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h, dilation)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        return _grads(ctx.needs_input_grad, grad_out, ctx.saved_tensors, ctx.dilation, ctx.backward_kernel,
-                      _autocast_backward)
+        saved = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            return _composed_autocast_grads(ctx, saved, grad_out) + (None, None, None, None)
+        return _grads(ctx.needs_input_grad, grad_out, (saved[0], saved[1], saved[3], saved[5]), ctx.dilation,
+                      ctx.backward_kernel, _autocast_backward)[:7] + (None, None, None, None)
+
+
+def _composed_autocast_grads(ctx, saved, grad_out) -> tuple:
+    """The one-pass route's gradients under create_graph=True: those of the composition it equals
+    (functional.compose_autocast: casts, the op in the autocast dtype, whose backward has its own
+    derivative, casts back), recomputed from the saved inputs so that they can be differentiated
+    again; the same values as the one-pass kernels give."""
+    from .functional import compose_autocast  # functional imports this module
+    needs = ctx.needs_input_grad[:7]
+    with torch.enable_grad():
+        y = compose_autocast(saved[0], saved[1:], ctx.dilation, ctx.backend, ctx.low)
+    wanted = [t for t, n in zip(saved, needs) if n]
+    got = iter(torch.autograd.grad(y, wanted, grad_out, create_graph=True, allow_unused=True))
+    return tuple(next(got) if n else None for n in needs)
 
 
 # The one-pass autocast route as custom ops too, for torch.compile (and tensor subclasses, dispatch
@@ -505,7 +521,7 @@ def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bia
     if kernels is None:
         return None
     if _wants_grad(args):
-        return _AutocastOnePass.apply(*args, dilation, kernels)
+        return _AutocastOnePass.apply(*args, dilation, kernels, backend, low)
     return kernels[0](*args, dilation)
 
 

@@ -594,6 +594,42 @@ def test_gradient_penalty_matches_the_released_module(monkeypatch, backend, rout
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend,device,low", AUTOCAST_ONE_PASS, ids=str)
+def test_gradient_penalty_under_autocast(monkeypatch, backend, device, low):
+    # create_graph=True through the one-pass autocast route (an R1 / WGAN-GP penalty under AMP):
+    # its backward then differentiates the composition it equals. Against the composed route
+    # (INCEPTION_DWCONV_AUTOCAST=compose): y and dL/dx the same bits, the penalty's gradients the
+    # same but for where autograd adds the two terms of a weight's gradient (fp32 here, in the
+    # autocast dtype there); and against the released module under autocast.
+    torch.manual_seed(8)
+    released = ReleasedInceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25).to(device)
+    mod = InceptionDWConv2d(40, band_kernel_size=9, branch_ratio=0.25, backend=backend).to(device)
+    mod.load_state_dict(released.state_dict())
+    x = torch.randn(2, 40, 7, 6, device=device, requires_grad=True)
+    grad_out = torch.randn(2, 40, 7, 6, device=device)
+
+    def run(module):
+        with torch.autocast(device.split(":")[0], dtype=low):
+            y = module(x)
+        gx, = torch.autograd.grad(y, [x], grad_out, create_graph=True)
+        penalty = gx.square().sum() + y.square().sum()
+        return y, gx, torch.autograd.grad(penalty, [x, *module.parameters()])
+
+    y, gx, grads = run(mod)
+    assert "AutocastOnePass" in y.grad_fn.name()
+    monkeypatch.setenv(ops.AUTOCAST_ENV_VAR, "compose")
+    y_c, gx_c, grads_c = run(mod)
+    assert "AutocastOnePass" not in y_c.grad_fn.name()
+    assert torch.equal(y, y_c) and torch.equal(gx, gx_c)
+    assert torch.equal(grads[0], grads_c[0])
+    for a, b in zip(grads[1:], grads_c[1:]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-2 * b.abs().max().item())
+    _, gx_r, grads_r = run(released)
+    torch.testing.assert_close(gx, gx_r, rtol=2e-2, atol=2e-2)
+    for a, b in zip(grads, grads_r):
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-2 * b.abs().max().item())
+
+
 @pytest.mark.parametrize("backend", COMPILED_CPU)
 def test_cpp_autograd_node_keeps_autograd_rules(backend):
     # The C++ node saves its tensors as autograd's saved variables: saved-tensor hooks (activation
