@@ -15,7 +15,8 @@
 # idle, plan on one call of at most 10 minutes, the most needed stages first. The whole suite ran
 # on an H200 at 775aaf9 (benchmarks/results/gpu-h200-20261127-run2); after it, e.g.
 #   TESTS="tests/test_cuda.py tests/test_cpu.py tests/test_triton.py::test_autocast_in_one_pass \
-#   tests/test_api.py::test_cuda_graph_capture tests/test_api.py::test_autocast_one_pass_op_contract_and_compile" \
+#   tests/test_api.py::test_cuda_graph_capture tests/test_api.py::test_autocast_one_pass_op_contract_and_compile \
+#   tests/test_api.py::test_gradient_penalty_under_autocast tests/test_api.py::test_forward_mode_ad" \
 #   BUILD_S=60 TEST_S=120 BENCH_S=160 SWEEP_S=100 \
 #   MODELS_S=100 PROFILE_S=50 PROFILE_ARGS="--backends cuda,triton --modes fwdbwd --stages 7 --host-profile 50" \
 #   bash scripts/gpu_check.sh build test bench sweep models profile                (<= 590 s)
