@@ -14,6 +14,17 @@ TORCH_LIBRARY(inception_dwconv, m) {
   // grad_bias_w, grad_weight_h, grad_bias_h] if compute_weight.
   m.def("fused_backward(Tensor grad_out, Tensor x, Tensor weight_hw, Tensor weight_w, "
         "Tensor weight_h, int dilation, bool compute_input, bool compute_weight) -> Tensor[]");
+  // The one-pass autocast kernels: fp32 x and parameters read at bf16 / fp16 precision, conv
+  // results rounded to it, identity channels copied exactly, fp32 outputs (what the eager module
+  // gives under autocast to that dtype). CPU: bf16; CUDA: bf16 and fp16.
+#define INCEPTION_DWCONV_AUTOCAST_OPS(LOW)                                                                  \
+  m.def("fused_forward_autocast_" LOW "(Tensor x, Tensor weight_hw, Tensor? bias_hw, Tensor weight_w, "     \
+        "Tensor? bias_w, Tensor weight_h, Tensor? bias_h, int dilation) -> Tensor");                          \
+  m.def("fused_backward_autocast_" LOW "(Tensor grad_out, Tensor x, Tensor weight_hw, Tensor weight_w, "    \
+        "Tensor weight_h, int dilation, bool compute_input, bool compute_weight) -> Tensor[]");
+  INCEPTION_DWCONV_AUTOCAST_OPS("bf16")
+  INCEPTION_DWCONV_AUTOCAST_OPS("fp16")
+#undef INCEPTION_DWCONV_AUTOCAST_OPS
 }
 
 // An importable module with no Python functions: `import inception_dwconv._C` loads the shared

@@ -405,14 +405,36 @@ def has_autocast_kernels(backend: str, low: torch.dtype) -> bool:
     return _autocast_kernels(backend, low) is not None
 
 
+_LOW_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+_AUTOCAST_OPS = {}  # (dispatch key, low) -> (forward op, backward op) or None
+
+
+def _autocast_ops(dispatch_key: str, low: torch.dtype):
+    """The extension's fused_{forward,backward}_autocast_<low> ops when the loaded extension has
+    kernels for them under dispatch_key ("CPU", "CUDA"), else None."""
+    key = (dispatch_key, low)
+    if key not in _AUTOCAST_OPS:
+        found = None
+        if low in _LOW_NAMES:
+            names = [f"inception_dwconv::fused_{d}_autocast_{_LOW_NAMES[low]}" for d in ("forward", "backward")]
+            try:
+                if all(torch._C._dispatch_has_kernel_for_dispatch_key(n, dispatch_key) for n in names):
+                    found = tuple(_extension_op(n.split("::")[1]) for n in names)
+            except RuntimeError:  # an extension built before the ops existed
+                found = None
+        _AUTOCAST_OPS[key] = found if found is None or None not in found else None
+    return _AUTOCAST_OPS[key]
+
+
 def _autocast_kernels(backend: str, low: torch.dtype):
     """(forward, backward) of a backend's one-pass kernels under autocast to `low`, or None: the
-    CPU kernels for bf16 (when the loaded extension has them), the Triton kernels for bf16 and fp16.
-    They take the backend's forward / backward arguments, less the backend name."""
+    CPU kernels for bf16 and the CUDA kernels for bf16 and fp16 (when the loaded extension has
+    them), the Triton kernels for bf16 and fp16. They take the backend's forward / backward
+    arguments, less the backend name."""
     if backend == "cpu" and low is torch.bfloat16:
-        forward_op = _extension_op("fused_forward_autocast_bf16")
-        backward_op = _extension_op("fused_backward_autocast_bf16")
-        return None if forward_op is None or backward_op is None else (forward_op, backward_op)
+        return _autocast_ops("CPU", low)
+    if backend == "cuda":
+        return _autocast_ops("CUDA", low)
     if backend == "triton" and low in (torch.bfloat16, torch.float16):
         mod = backends.get("triton")
         return functools.partial(mod.forward, low=low), functools.partial(mod.backward, low=low)

@@ -40,3 +40,47 @@ def check_backend(case, backend, grads=True):
             assert (got_p == 0).all(), f"{case}: {name} must be zero for an empty input"
         else:
             assert_rel_norm(got_p, ref, case.dtype, f"{case} [{backend}] {name}")
+
+
+def check_autocast_one_pass(monkeypatch, mod, x, low):
+    """An fp32 x (with a NaN in it) under autocast to `low` through `mod` takes the one-pass route
+    (ops.call_forward_autocast) and gives what the composition gives (casts, the low-precision op,
+    cast back, exact identity channels), bit for bit, NaN where NaN. Returns y."""
+    from inception_dwconv import functional, ops
+    device_type = x.device.type
+    c_id = x.shape[1] - 3 * mod.dwconv_hw.weight.shape[0]
+    params = [p.detach() for p in mod.parameters()]
+    used = []
+    real = ops.call_forward_autocast
+    monkeypatch.setattr(ops, "call_forward_autocast", lambda *a: used.append(1) or real(*a))
+    with torch.no_grad(), torch.autocast(device_type, dtype=low):
+        y = mod(x)
+    assert used and y.dtype == torch.float32
+    with torch.autocast(device_type, dtype=low), monkeypatch.context() as m:
+        m.setattr(ops, "call_forward_autocast", lambda *a: None)
+        composed = functional._forward_autocast(x, params, 1, mod.backend, low)
+    assert y.stride() == composed.stride()
+    assert torch.equal(y.isnan(), composed.isnan()) and y.isnan().any()
+    assert torch.equal(y.nan_to_num(), composed.nan_to_num())
+    assert torch.equal(y[:, :c_id], x[:, :c_id])  # identity: exact fp32
+    return y
+
+
+def check_autocast_one_pass_grads(monkeypatch, mod, x, low, grad_out):
+    """With a gradient: the one-pass backward against the composition's autograd graph, bit for bit
+    (y, grad_x and every parameter gradient)."""
+    from inception_dwconv import ops
+    x.requires_grad_()
+
+    def run():
+        with torch.autocast(x.device.type, dtype=low):
+            y = mod(x)
+        return [y] + list(torch.autograd.grad(y, [x, *mod.parameters()], grad_out))
+
+    one_pass = run()
+    assert "AutocastOnePass" in one_pass[0].grad_fn.name()
+    with monkeypatch.context() as m:
+        m.setattr(ops, "call_forward_autocast", lambda *a: None)
+        composed = run()
+    for a, b in zip(one_pass, composed):
+        assert a.dtype == b.dtype and torch.equal(a, b)

@@ -288,7 +288,7 @@ def test_torch_compile_fullgraph_forward_backward(backend):
 
 
 # (backend, device, autocast dtype) with one-pass autocast kernels here
-AUTOCAST_ONE_PASS = [(b, dev, low) for b, dev in [("cpu", "cpu"), ("triton", GPU_DEVICE)]
+AUTOCAST_ONE_PASS = [(b, dev, low) for b, dev in [("cpu", "cpu"), ("triton", GPU_DEVICE), ("cuda", GPU_DEVICE)]
                      for low in (torch.bfloat16, torch.float16)
                      if b in available_backends() and ops.has_autocast_kernels(b, low)]
 

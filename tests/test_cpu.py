@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import inception_dwconv
-from backend_checks import check_backend
+from backend_checks import check_autocast_one_pass, check_autocast_one_pass_grads, check_backend
 from helpers import ATTO_STAGES, BASE_STAGES, TINY_STAGES, Case
 
 pytestmark = pytest.mark.skipif("cpu" not in inception_dwconv.available_backends(),
@@ -162,7 +162,6 @@ def test_cpu_autocast_forward_in_one_pass(monkeypatch, layout, C, gc, H, W):
     # An fp32 x under CPU autocast to bf16 takes one kernel pass (fused_forward_autocast_bf16, and
     # fused_backward_autocast_bf16 for a gradient) that must give the composed result (casts, bf16
     # op, cast back, exact identity channels) and its gradients bit for bit, NaN where NaN.
-    from inception_dwconv import functional, ops
     torch.manual_seed(5)
     mod = inception_dwconv.InceptionDWConv2d(C, band_kernel_size=9, branch_ratio=gc / C, backend="cpu")
     x = torch.randn(2, C + 6, H, W) * 3
@@ -171,40 +170,12 @@ def test_cpu_autocast_forward_in_one_pass(monkeypatch, layout, C, gc, H, W):
         x = x.contiguous(memory_format=torch.channels_last)
     x[0, C - 2, H // 2, W // 2] = float("nan")
     x[1, 1, 0, :] = 3.0e38
-    used = []
-    real = ops.call_forward_autocast
-    monkeypatch.setattr(ops, "call_forward_autocast", lambda *a: used.append(1) or real(*a))
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        y = mod(x)
-    assert used and y.dtype == torch.float32
-    params = [p.detach() for p in mod.parameters()]
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        with monkeypatch.context() as m:
-            m.setattr(ops, "call_forward_autocast", lambda *a: None)
-            composed = functional._forward_autocast(x, params, 1, "cpu", torch.bfloat16)
-    assert y.stride() == composed.stride()
-    assert torch.equal(y.isnan(), composed.isnan()) and y.isnan().any()
-    assert torch.equal(y.nan_to_num(), composed.nan_to_num())
-    assert torch.equal(y[:, :C - 3 * gc], x[:, :C - 3 * gc])  # identity: exact fp32
-    # with a gradient: the kernels' autocast backward, against the composition's autograd graph
+    check_autocast_one_pass(monkeypatch, mod, x, torch.bfloat16)
     x[0, C - 2, H // 2, W // 2] = 0.5  # finite weight grads
     x[1, 1, 0, :] = 2.0
-    x.requires_grad_()
     grad_out = torch.randn(x.shape)
     grad_out[:, 0] = -0.0  # identity channels pass through exactly
-
-    def run():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = mod(x)
-        return [y] + list(torch.autograd.grad(y, [x, *mod.parameters()], grad_out))
-
-    one_pass = run()
-    assert "AutocastOnePass" in one_pass[0].grad_fn.name()
-    with monkeypatch.context() as m:
-        m.setattr(ops, "call_forward_autocast", lambda *a: None)
-        composed = run()
-    for a, b in zip(one_pass, composed):
-        assert a.dtype == b.dtype and torch.equal(a, b)
+    check_autocast_one_pass_grads(monkeypatch, mod, x, torch.bfloat16, grad_out)
 
 
 def test_raw_op_checks():

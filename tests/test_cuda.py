@@ -12,6 +12,7 @@ import torch
 import inception_dwconv
 from inception_dwconv._layout import empty_output
 
+from backend_checks import check_autocast_one_pass, check_autocast_one_pass_grads
 from helpers import (ATTO_STAGES, TINY_STAGES, Case, assert_close, assert_rel_norm, make_params, make_x,
                      reference_fp64)
 
@@ -319,3 +320,29 @@ def test_bad_grad_out_shape():
     x, p = _good()
     with pytest.raises(RuntimeError, match="grad_out"):
         OPS.fused_backward(x[:, :, :4], x, p[0], p[2], p[4], 1, True, True)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+@pytest.mark.parametrize("low", [torch.bfloat16, torch.float16], ids=str)
+def test_autocast_in_one_pass(monkeypatch, low, layout):
+    """An fp32 x under autocast takes one pass of the CUDA kernels (fused_{forward,backward}_autocast_*:
+    fp32 tensors read and written at the autocast precision), which must give what the composition
+    gives (casts, the bf16 / fp16 op, cast back, exact identity channels) and its gradients, bit
+    for bit, NaN where NaN."""
+    torch.manual_seed(12)
+    poison_allocator()
+    C, gc, H, W = 40, 10, 9, 12
+    mod = inception_dwconv.InceptionDWConv2d(C, band_kernel_size=9, branch_ratio=gc / C, backend="cuda").cuda()
+    x = torch.randn(2, C + 6, H, W, device="cuda") * 3
+    x = x[:, 3:3 + C] if layout == "strided" else x[:, :C].contiguous()
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x[0, C - 2, H // 2, W // 2] = float("nan")
+    x[1, C - 1, 0, 0] = 3.4e38 if low is torch.bfloat16 else 7.0e4  # rounds to inf
+    assert check_autocast_one_pass(monkeypatch, mod, x, low).isinf().any()
+    x[0, C - 2, H // 2, W // 2] = 0.5  # finite gradients
+    x[1, C - 1, 0, 0] = 2.0
+    check_autocast_one_pass_grads(monkeypatch, mod, x, low, torch.randn(x.shape, device="cuda"))
+    params = [p.detach() for p in mod.parameters()]
+    with pytest.raises(RuntimeError, match="needs an fp32 x"):
+        OPS.fused_forward_autocast_fp16(x.detach().double(), *[p.double() for p in params], 1)

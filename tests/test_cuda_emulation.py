@@ -140,3 +140,85 @@ def test_emulated_forward_writes_only_its_output(emu):
     assert torch.isfinite(out).all() and torch.isnan(base[:, 16:]).all()
     y_ref, _, _ = reference_fp64(x, params, 1)
     assert_close(out, y_ref, case.dtype, "forward into a slice")
+
+
+# The one-pass autocast instances: RoundedFloat<r> (fp32 tensors read and written at bf16 / fp16
+# precision) must compute what the bf16 / fp16 kernels compute from the cast tensors, which is what
+# the fp32 kernels compute from the rounded tensors, rounded once more on the way out.
+LOWS = [(1, torch.bfloat16), (2, torch.float16)]
+
+
+def _rounded(emu, r, t):
+    out = t.detach().contiguous().clone()
+    emu.idw_emu_round(r, _ptr(out), ctypes.c_int64(out.numel()))
+    return out
+
+
+@pytest.mark.parametrize("r,low", LOWS, ids=["bf16", "fp16"])
+def test_emulated_rounding_matches_torch_casts(emu, r, low):
+    gen = torch.Generator().manual_seed(3)
+    v = torch.cat([
+        torch.randn(20000, generator=gen) * 10.0 ** torch.randint(-9, 6, (20000,), generator=gen),
+        torch.randn(2000, generator=gen) * 6e-8,  # fp16 subnormals and their ties
+        torch.arange(-4096, 4096) * 2.0 ** -25,  # halfway points of the fp16 subnormal grid
+        torch.tensor([65504.0, 65519.0, 65520.0, 65536.0, -65520.0, 3.3895e38, 3.4e38, 6.1e-5, 6.103515625e-05,
+                      2.0 ** -14 - 2.0 ** -26, 1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, 1.0 + 2.0 ** -11,
+                      1.0 + 3 * 2.0 ** -11, 0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-45]),
+    ])
+    # ties: values exactly halfway between neighbours of the low type
+    ties = (v[:2000].to(low).float() + v[:2000].to(low).float().nextafter(torch.tensor(float("inf"))).to(low).float())
+    v = torch.cat([v, ties / 2])
+    got, want = _rounded(emu, r, v), v.to(low).float()
+    assert torch.equal(got.isnan(), want.isnan())
+    keep = ~want.isnan()
+    assert torch.equal(got[keep].view(torch.int32), want[keep].view(torch.int32))
+
+
+ROUND_CASES = [Case(1, 96, 14, 14, 12), Case(2, 40, 13, 15, 10, band=9, layout="channels_last"),
+               Case(1, 24, 9, 11, 6, square=5, band=7, dilation=2, layout="strided")]
+
+
+@pytest.mark.parametrize("force_global", [False, True], ids=["as-launched", "global-memory"])
+@pytest.mark.parametrize("case", ROUND_CASES, ids=str)
+@pytest.mark.parametrize("r,low", LOWS, ids=["bf16", "fp16"])
+def test_emulated_autocast_kernels(emu, r, low, case, force_global):
+    x = make_x(case) * 3
+    x[0, case.C - 1, 0, 0] = 3.4e38 if r == 1 else 7.0e4  # rounds to inf
+    params = make_params(case)
+    grad_out = torch.randn(x.shape, generator=torch.Generator().manual_seed(case.seed + 9))
+    cl = int(x.stride(1) == 1)
+    like = torch.empty_like(x, memory_format=torch.channels_last if cl else torch.contiguous_format)
+    c_id = case.C - 3 * case.gc
+    k = (ctypes.c_int * 5)(case.gc, case.square, case.band, case.band, case.dilation)
+    rounded_params = [None if p is None else _rounded(emu, r, p) for p in params]
+
+    def one_pass(src, flip):
+        out = torch.full_like(like, float("nan"))
+        w = [p.detach().contiguous() if p is not None else None for p in params]
+        if flip:
+            w = [w[0], None, w[2], None, w[4], None]
+        wptrs = (ctypes.c_void_p * 6)(*[p.data_ptr() if p is not None else None for p in w])
+        emu.idw_emu_conv_round(r, _i64(src.shape), k, _ptr(src), _i64(src.stride()), _ptr(out), _i64(out.stride()),
+                               wptrs, int(flip), cl, int(force_global))
+        return out
+
+    def composed(src, flip):
+        out, _ = emu_conv(emu, _rounded(emu, r, src), rounded_params, case.dilation, flip, cl, force_global, like)
+        out = _rounded(emu, r, out)  # (dense NCHW values)
+        out[:, :c_id] = src[:, :c_id]  # identity channels: copied exactly, unrounded
+        return out
+
+    for src, flip in ((x, False), (grad_out, True)):
+        got, want = one_pass(src, flip), composed(src, flip)
+        assert torch.equal(got.isnan(), want.isnan()) and not got[:, c_id:].isnan().all()
+        assert torch.equal(got.nan_to_num(), want.nan_to_num()), f"{case} flip={flip}"
+    x[0, case.C - 1, 0, 0] = 1.0  # finite weight grads
+    w_hw, w_w, w_h = params[0], params[2], params[4]
+    sizes = [case.gc * case.square ** 2, case.gc, case.gc * case.band, case.gc, case.gc * case.band, case.gc]
+    got = torch.full((sum(sizes),), float("nan"))
+    xc, gc_ = x.contiguous(), grad_out.contiguous()
+    emu.idw_emu_wgrad_round(r, _i64(xc.shape), k, _ptr(xc), _i64(xc.stride()), _ptr(gc_), _i64(gc_.stride()),
+                            _ptr(got), 0, int(force_global))
+    want, _ = emu_wgrad(emu, _rounded(emu, r, xc), _rounded(emu, r, gc_), params, case.dilation, 0, force_global)
+    want = _rounded(emu, r, torch.cat([t.flatten() for t in want]))
+    assert torch.isfinite(got).all() and torch.equal(got, want)

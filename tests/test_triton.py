@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import inception_dwconv
+from backend_checks import check_autocast_one_pass, check_autocast_one_pass_grads
 from helpers import (ATTO_STAGES, TINY_STAGES, Case, assert_close, assert_rel_norm, make_params,
                      make_x, reference_fp64)
 from inception_dwconv._layout import empty_output
@@ -255,7 +256,6 @@ def test_autocast_in_one_pass(monkeypatch, poison, backward_mode, low, layout, g
     gradients, bit for bit, NaN where NaN."""
     if backward_mode == "fused":
         pytest.skip("the one-pass backward is the split formulation; the composition's must be too")
-    from inception_dwconv import functional, ops
     if gpu_plan:
         _gpu_plan(monkeypatch)
     torch.manual_seed(11)
@@ -267,43 +267,10 @@ def test_autocast_in_one_pass(monkeypatch, poison, backward_mode, low, layout, g
         x = x.contiguous(memory_format=torch.channels_last)
     x[0, C - 2, H // 2, W // 2] = float("nan")
     x[1, C - 1, 0, 0] = 3.4e38 if low is BF16 else 7.0e4  # rounds to inf
-    params = [p.detach() for p in mod.parameters()]
-    device_type = x.device.type
-
-    def composed_route(m):
-        m.setattr(ops, "call_forward_autocast", lambda *a: None)
-
-    used = []
-    real = ops.call_forward_autocast
-    monkeypatch.setattr(ops, "call_forward_autocast", lambda *a: used.append(1) or real(*a))
-    with torch.no_grad(), torch.autocast(device_type, dtype=low):
-        y = mod(x)
-    assert used and y.dtype == F32
-    with torch.autocast(device_type, dtype=low), monkeypatch.context() as m:
-        composed_route(m)
-        composed = functional._forward_autocast(x, params, 1, "triton", low)
-    assert y.stride() == composed.stride()
-    assert torch.equal(y.isnan(), composed.isnan()) and y.isnan().any() and y.isinf().any()
-    assert torch.equal(y.nan_to_num(), composed.nan_to_num())
-    assert torch.equal(y[:, :C - 3 * gc], x[:, :C - 3 * gc])  # identity: exact fp32
-    # with a gradient: the one-pass backward against the composition's autograd graph
+    assert check_autocast_one_pass(monkeypatch, mod, x, low).isinf().any()
     x[0, C - 2, H // 2, W // 2] = 0.5  # finite gradients
     x[1, C - 1, 0, 0] = 2.0
-    x.requires_grad_()
-    grad_out = torch.randn(x.shape, device=DEVICE)
-
-    def run():
-        with torch.autocast(device_type, dtype=low):
-            y = mod(x)
-        return [y] + list(torch.autograd.grad(y, [x, *mod.parameters()], grad_out))
-
-    one_pass = run()
-    assert "AutocastOnePass" in one_pass[0].grad_fn.name()
-    with monkeypatch.context() as m:
-        composed_route(m)
-        composed = run()
-    for a, b in zip(one_pass, composed):
-        assert a.dtype == b.dtype and torch.equal(a, b)
+    check_autocast_one_pass_grads(monkeypatch, mod, x, low, torch.randn(x.shape, device=DEVICE))
 
 
 def test_autocast_kernels_refuse_other_dtypes():

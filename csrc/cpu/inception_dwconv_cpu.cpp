@@ -203,10 +203,6 @@ std::vector<at::Tensor> fused_backward_autocast_bf16_cpu(const at::Tensor& grad_
 TORCH_LIBRARY_FRAGMENT(inception_dwconv, m) {
   m.def("cpu_isa() -> str", &cpu_isa);
   m.def("cpu_parallel() -> str", &cpu_parallel);
-  m.def("fused_forward_autocast_bf16(Tensor x, Tensor weight_hw, Tensor? bias_hw, Tensor weight_w, Tensor? bias_w, "
-        "Tensor weight_h, Tensor? bias_h, int dilation) -> Tensor");
-  m.def("fused_backward_autocast_bf16(Tensor grad_out, Tensor x, Tensor weight_hw, Tensor weight_w, "
-        "Tensor weight_h, int dilation, bool compute_input, bool compute_weight) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(inception_dwconv, CPU, m) {

@@ -41,7 +41,7 @@ const void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr()
 
 void conv_cuda(const at::Tensor& in, const at::Tensor& out, const at::Tensor& w_hw, const at::Tensor& b_hw,
                const at::Tensor& w_w, const at::Tensor& b_w, const at::Tensor& w_h, const at::Tensor& b_h,
-               int64_t dilation, bool flip, bool channels_last_order) {
+               int64_t dilation, bool flip, bool channels_last_order, int round) {
   if (out.numel() == 0) return;
   ConvParams p = base_params(in, w_hw, w_w, w_h, dilation);
   p.in = in.data_ptr();
@@ -61,6 +61,8 @@ void conv_cuda(const at::Tensor& in, const at::Tensor& out, const at::Tensor& w_
   tile_grid(p, &gx, &gy);
   const dim3 grid((unsigned)gx, (unsigned)gy, 1);
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (round == 1) return launch_conv<RoundedFloat<1>, float>(p, use_smem, smem_bytes, grid, stream);
+  if (round == 2) return launch_conv<RoundedFloat<2>, float>(p, use_smem, smem_bytes, grid, stream);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, in.scalar_type(), "inception_dwconv_conv_cuda", [&] {
     using acc_t = std::conditional_t<std::is_same<scalar_t, double>::value, double, float>;
     launch_conv<scalar_t, acc_t>(p, use_smem, smem_bytes, grid, stream);

@@ -92,7 +92,7 @@ void launch_partial(const ConvParams& p, bool use_smem, int64_t smem_bytes, dim3
 }  // namespace
 
 std::vector<at::Tensor> grad_weight_cuda(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& w_hw,
-                                         const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation) {
+                                         const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation, int round) {
   const int64_t gc = w_hw.size(0);
   const auto wopt = w_hw.options().memory_format(at::MemoryFormat::Contiguous);
   std::vector<at::Tensor> res;
@@ -136,14 +136,23 @@ std::vector<at::Tensor> grad_weight_cuda(const at::Tensor& grad_out, const at::T
   o.end[5] = o.end[4] + gc;
 
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "inception_dwconv_grad_weight_cuda", [&] {
+  const auto run = [&](auto tag) {
+    using scalar_t = decltype(tag);
     using acc_t = std::conditional_t<std::is_same<scalar_t, double>::value, double, float>;
     launch_partial<scalar_t, acc_t>(p, use_smem, smem_bytes, dim3((unsigned)gx, (unsigned)gy, 1), stream);
     const dim3 rgrid((unsigned)((p.S + 31) / 32), 1, 1);
     wgrad_reduce_kernel<scalar_t, acc_t><<<rgrid, dim3(32, 8, 1), 0, stream>>>(
         static_cast<const acc_t*>(ws.data_ptr()), T, p.S, o);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  };
+  if (round == 1) {
+    run(RoundedFloat<1>{});
+  } else if (round == 2) {
+    run(RoundedFloat<2>{});
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "inception_dwconv_grad_weight_cuda",
+                                    [&] { run(scalar_t{}); });
+  }
   return res;
 }
 

@@ -42,11 +42,14 @@ inline void tile_grid(const ConvParams& p, int64_t* gx, int64_t* gy) {
 // grad_x from grad_out (flip = true, no biases). `out` is preallocated, same shape as `in`.
 void conv_cuda(const at::Tensor& in, const at::Tensor& out, const at::Tensor& w_hw, const at::Tensor& b_hw,
                const at::Tensor& w_w, const at::Tensor& b_w, const at::Tensor& w_h, const at::Tensor& b_h,
-               int64_t dilation, bool flip, bool channels_last_order);
+               int64_t dilation, bool flip, bool channels_last_order, int round = 0);
 
 // [gw_hw, gb_hw, gw_w, gb_w, gw_h, gb_h] from fp32 (fp64 for double) per-tile partial sums
 // reduced in a fixed order.
 std::vector<at::Tensor> grad_weight_cuda(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& w_hw,
-                                         const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation);
+                                         const at::Tensor& w_w, const at::Tensor& w_h, int64_t dilation,
+                                         int round = 0);
+// round (conv_cuda, grad_weight_cuda): 1 / 2 for fp32 tensors read and written at bf16 / fp16
+// precision (RoundedFloat, tile_conv.cuh: the one-pass autocast kernels); 0: the tensors' dtype.
 
 }  // namespace idw

@@ -15,7 +15,9 @@
 // else pixels fastest (NCHW).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__CUDACC__)
@@ -27,6 +29,49 @@
 namespace idw {
 
 enum Branch : int { kIdentity = 0, kSquare = 1, kBandW = 2, kBandH = 3 };
+
+// ------------------------------------------------------------------------------------------------
+// fp32 values at bf16 / fp16 precision (the one-pass autocast kernels)
+
+// The bits of an fp32 as a uint32 (To = uint32_t, From = float), or back (To = float).
+template <typename To, typename From>
+IDW_HD To bit_cast(From v) {
+  static_assert(sizeof(To) == 4 && sizeof(From) == 4, "fp32 <-> uint32 only");
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same<To, uint32_t>::value) return __float_as_uint(v);
+  else return __uint_as_float(v);
+#else
+  To out;
+  std::memcpy(&out, &v, sizeof out);
+  return out;
+#endif
+}
+
+// f rounded to the nearest bf16 (R = 1) or fp16 (R = 2) value, ties to even, as an fp32: what
+// c10's float -> BFloat16 / Half -> float conversions give (overflow to inf; NaN stays NaN, its
+// payload aside). Integer steps, the same on the device and in the host emulation.
+template <int R>
+IDW_HD float round_low(float f) {
+  const uint32_t u = bit_cast<uint32_t>(f), a = u & 0x7FFFFFFFu, sign = u & 0x80000000u;
+  if (a >= 0x7F800000u) return f;  // inf, NaN
+  if (R == 1) return bit_cast<float>((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u);
+  if (a >= 0x477FF000u) return bit_cast<float>(sign | 0x7F800000u);  // >= 65520: past the largest fp16
+  if (a >= 0x38800000u)  // fp16 normals (>= 2^-14): 10 mantissa bits of the 23 kept
+    return bit_cast<float>(sign | ((a + 0xFFFu + ((a >> 13) & 1u)) & 0xFFFFE000u));
+  // fp16 subnormals: multiples of 2^-24 (the scalings by powers of two are exact)
+  return bit_cast<float>(sign | bit_cast<uint32_t>(rintf(bit_cast<float>(a) * 16777216.0f) * 5.9604644775390625e-8f));
+}
+
+// An fp32 tensor element read and written at bf16 (R = 1) or fp16 (R = 2) precision: the kernels
+// templated on it compute, from fp32 tensors, what their bf16 / fp16 instances compute from the
+// same tensors cast to bf16 / fp16, cast back to fp32; raw copies (the identity channels) stay exact.
+template <int R>
+struct RoundedFloat {
+  float v;
+  RoundedFloat() = default;
+  IDW_HD RoundedFloat(float f) : v(round_low<R>(f)) {}  // NOLINT: converts like the low types do
+  IDW_HD operator float() const { return round_low<R>(v); }
+};
 
 struct ConvParams {
   int64_t N, C, H, W;

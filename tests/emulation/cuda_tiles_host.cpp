@@ -43,21 +43,23 @@ std::vector<T> nan_smem(int64_t bytes) {
   return std::vector<T>((size_t)(bytes / (int64_t)sizeof(T)) + 1, std::numeric_limits<T>::quiet_NaN());
 }
 
-template <typename T, int KS, int KB, bool SMEM>
+// S: the tensors' element type (float, double, or RoundedFloat<R> over float storage); T: the
+// accumulation type (the kernels' acc_t).
+template <typename S, typename T, int KS, int KB, bool SMEM>
 void conv_blocks(const ConvParams& p, int64_t smem_bytes, int64_t gx, int64_t gy) {
   for (int64_t by = 0; by < gy; ++by) {
     for (int64_t bx = 0; bx < gx; ++bx) {
       std::vector<T> smem = nan_smem<T>(smem_bytes);
       const TileCoord t = tile_coord(p, bx, by);
       if (SMEM && tile_has_conv(p, t)) {
-        for (int tid = 0; tid < kThreads; ++tid) load_tile<T, T, KS, KB>(p, t, smem.data(), tid, kThreads);
+        for (int tid = 0; tid < kThreads; ++tid) load_tile<S, T, KS, KB>(p, t, smem.data(), tid, kThreads);
       }
-      for (int tid = 0; tid < kThreads; ++tid) conv_tile<T, T, KS, KB, SMEM>(p, t, smem.data(), tid, kThreads);
+      for (int tid = 0; tid < kThreads; ++tid) conv_tile<S, T, KS, KB, SMEM>(p, t, smem.data(), tid, kThreads);
     }
   }
 }
 
-template <typename T, int KS, int KB, bool SMEM>
+template <typename S, typename T, int KS, int KB, bool SMEM>
 void wgrad_blocks(const ConvParams& p, int64_t smem_bytes, int64_t gx, int64_t gy, T* ws) {
   const int nwarps = kThreads / 32;
   for (int64_t by = 0; by < gy; ++by) {
@@ -66,8 +68,8 @@ void wgrad_blocks(const ConvParams& p, int64_t smem_bytes, int64_t gx, int64_t g
       T* gsm = smem.data() + (int64_t)p.CB * p.cstride;
       const TileCoord t = tile_coord(p, bx, by);
       if (SMEM) {
-        for (int tid = 0; tid < kThreads; ++tid) load_tile<T, T, KS, KB>(p, t, smem.data(), tid, kThreads);
-        for (int tid = 0; tid < kThreads; ++tid) load_g_tile<T, T>(p, t, gsm, tid, kThreads);
+        for (int tid = 0; tid < kThreads; ++tid) load_tile<S, T, KS, KB>(p, t, smem.data(), tid, kThreads);
+        for (int tid = 0; tid < kThreads; ++tid) load_g_tile<S, T>(p, t, gsm, tid, kThreads);
       }
       const int jobs = p.CB * wgrad_jobs_per_channel(p);
       T* row = ws + bx * p.S;
@@ -79,7 +81,7 @@ void wgrad_blocks(const ConvParams& p, int64_t smem_bytes, int64_t gx, int64_t g
           for (int lane = 0; lane < 32; ++lane) {
             T r = T(0);
             int64_t s = -1;
-            const bool ok = wgrad_lane<T, T, KS, KB, SMEM>(p, t, smem.data(), gsm, job, lane, 32, &r, &s);
+            const bool ok = wgrad_lane<S, T, KS, KB, SMEM>(p, t, smem.data(), gsm, job, lane, 32, &r, &s);
             if (lane == 0) any = ok;
             else if (ok != any) return;  // must be uniform over the warp; the caller sees the NaNs
             lanes[lane] = r;
@@ -98,9 +100,9 @@ void wgrad_blocks(const ConvParams& p, int64_t smem_bytes, int64_t gx, int64_t g
   }
 }
 
-template <typename T>
-int conv(const int64_t* shape, const int* k, const T* in, const int64_t* in_st, T* out, const int64_t* out_st,
-         const T* const* w, int flip, int cl, int force_global) {
+template <typename S, typename T = S>
+int conv(const int64_t* shape, const int* k, const S* in, const int64_t* in_st, S* out, const int64_t* out_st,
+         const S* const* w, int flip, int cl, int force_global) {
   ConvParams p = make_params(shape, k);
   set_in(p, in, in_st);
   p.out = out;
@@ -117,14 +119,15 @@ int conv(const int64_t* shape, const int* k, const T* in, const int64_t* in_st, 
   int64_t gx, gy;
   grid_size(p, &gx, &gy);
   dispatch_tile_kernel<std::is_same<T, float>::value>(p, use_smem, [&](auto ks, auto kb, auto smem) {
-    conv_blocks<T, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>(p, smem ? smem_bytes : 0, gx, gy);
+    conv_blocks<S, T, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>(p, smem ? smem_bytes : 0, gx,
+                                                                                        gy);
   });
   return use_smem ? 1 : 0;
 }
 
-template <typename T>
-int wgrad(const int64_t* shape, const int* k, const T* x, const int64_t* x_st, const T* g, const int64_t* g_st,
-          T* out, int cl, int force_global) {
+template <typename S, typename T = S>
+int wgrad(const int64_t* shape, const int* k, const S* x, const int64_t* x_st, const S* g, const int64_t* g_st,
+          S* out, int cl, int force_global) {
   ConvParams p = make_params(shape, k);
   set_in(p, x, x_st);
   p.g = g;
@@ -141,8 +144,8 @@ int wgrad(const int64_t* shape, const int* k, const T* x, const int64_t* x_st, c
   grid_size(p, &gx, &gy);
   std::vector<T> ws((size_t)(gx * p.S), std::numeric_limits<T>::quiet_NaN());
   dispatch_tile_kernel<std::is_same<T, float>::value>(p, use_smem, [&](auto ks, auto kb, auto smem) {
-    wgrad_blocks<T, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>(p, smem ? smem_bytes : 0, gx,
-                                                                                      gy, ws.data());
+    wgrad_blocks<S, T, decltype(ks)::value, decltype(kb)::value, decltype(smem)::value>(p, smem ? smem_bytes : 0,
+                                                                                         gx, gy, ws.data());
   });
   // wgrad_reduce_kernel: 8 row-threads per slot, strided over the tiles, then summed in order
   for (int64_t s = 0; s < p.S; ++s) {
@@ -154,7 +157,7 @@ int wgrad(const int64_t* shape, const int* k, const T* x, const int64_t* x_st, c
     }
     T total = part[0];
     for (int ty = 1; ty < 8; ++ty) total += part[ty];
-    out[s] = total;
+    out[s] = S(total);  // the reduce kernel's static_cast<scalar_t>
   }
   return use_smem ? 1 : 0;
 }
@@ -181,5 +184,29 @@ int idw_emu_wgrad_f32(const int64_t* shape, const int* k, const float* x, const 
 int idw_emu_wgrad_f64(const int64_t* shape, const int* k, const double* x, const int64_t* x_st, const double* g,
                       const int64_t* g_st, double* out, int cl, int force_global) {
   return wgrad<double>(shape, k, x, x_st, g, g_st, out, cl, force_global);
+}
+// The one-pass autocast instances (RoundedFloat<r>: fp32 tensors read and written at bf16 (r = 1)
+// or fp16 (r = 2) precision), on fp32 buffers.
+int idw_emu_conv_round(int r, const int64_t* shape, const int* k, const float* in, const int64_t* in_st, float* out,
+                       const int64_t* out_st, const float* const* w, int flip, int cl, int force_global) {
+  const auto run = [&](auto tag) {
+    using S = decltype(tag);
+    return conv<S, float>(shape, k, reinterpret_cast<const S*>(in), in_st, reinterpret_cast<S*>(out), out_st,
+                          reinterpret_cast<const S* const*>(w), flip, cl, force_global);
+  };
+  return r == 1 ? run(RoundedFloat<1>{}) : run(RoundedFloat<2>{});
+}
+int idw_emu_wgrad_round(int r, const int64_t* shape, const int* k, const float* x, const int64_t* x_st, const float* g,
+                        const int64_t* g_st, float* out, int cl, int force_global) {
+  const auto run = [&](auto tag) {
+    using S = decltype(tag);
+    return wgrad<S, float>(shape, k, reinterpret_cast<const S*>(x), x_st, reinterpret_cast<const S*>(g), g_st,
+                           reinterpret_cast<S*>(out), cl, force_global);
+  };
+  return r == 1 ? run(RoundedFloat<1>{}) : run(RoundedFloat<2>{});
+}
+// v[i] = round_low<r>(v[i]): the kernels' rounding, to check against torch's casts.
+void idw_emu_round(int r, float* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = r == 1 ? round_low<1>(v[i]) : round_low<2>(v[i]);
 }
 }
