@@ -118,6 +118,11 @@ def _double_backward_formula(ctx, grads):
     return _double_backward(ctx, grads, forward, backward)
 
 
+def _zeros_for_none(ts, weights):
+    """The weight directions (tangents, second-order gradients) with None read as zero weights."""
+    return [t if t is not None else torch.zeros_like(w) for t, w in zip(ts, weights)]
+
+
 def _forward_tangent(x, weights, tx, tw, tb, d, backend, forward_fn):
     """The op's derivative in the direction tx (x), tw and tb (weights and biases; None entries are
     zero): F(tx; W, no bias) + F(x; tw, tb) with its identity channels zero, through forward_fn.
@@ -126,7 +131,7 @@ def _forward_tangent(x, weights, tx, tw, tb, d, backend, forward_fn):
     if tx is not None:
         out = forward_fn(tx, weights[0], None, weights[1], None, weights[2], None, d, backend)
     if any(t is not None for t in (*tw, *tb)):
-        tw = [t if t is not None else torch.zeros_like(w) for t, w in zip(tw, weights)]
+        tw = _zeros_for_none(tw, weights)
         c_id = x.shape[1] - 3 * weights[0].shape[0]
         term = _without_identity(forward_fn(x, tw[0], tb[0], tw[1], tb[1], tw[2], tb[2], d, backend), c_id)
         out = term if out is None else out + term
@@ -150,8 +155,8 @@ def _double_backward(ctx, grads, forward_fn, backward_fn):
     if needs[0]:
         g_gy = _forward_tangent(x, weights, ggx, ggw, ggb, d, backend, forward_fn)
     if needs[1] and any(g is not None for g in ggw):
-        ggw = [g if g is not None else torch.zeros_like(w) for g, w in zip(ggw, weights)]
-        g_x = _without_identity(backward_fn(grad_out, x, *ggw, d, backend, True, False)[0], c_id)
+        g_x = _without_identity(backward_fn(grad_out, x, *_zeros_for_none(ggw, weights), d, backend, True, False)[0],
+                                c_id)
     if any(needs[2:5]) and ggx is not None:
         gw = backward_fn(grad_out, ggx, *weights, d, backend, False, True)
         g_w = [gw[0] if needs[2] else None, gw[2] if needs[3] else None, gw[4] if needs[4] else None]
@@ -172,8 +177,8 @@ def _backward_tangent(ctx, tangents, backward_fn):
         if t_gy is not None:
             t_gx = backward_fn(t_gy, x, *weights, d, backend, True, False)[0]
         if any(t is not None for t in t_w):
-            t_w_full = [t if t is not None else torch.zeros_like(w) for t, w in zip(t_w, weights)]
-            term = _without_identity(backward_fn(grad_out, x, *t_w_full, d, backend, True, False)[0], c_id)
+            term = _without_identity(
+                backward_fn(grad_out, x, *_zeros_for_none(t_w, weights), d, backend, True, False)[0], c_id)
             t_gx = term if t_gx is None else t_gx + term
         out.append(t_gx if t_gx is not None else torch.zeros_like(x))
     if ctx.compute_weight:
@@ -414,15 +419,14 @@ def _autocast_ops(dispatch_key: str, low: torch.dtype):
     kernels for them under dispatch_key ("CPU", "CUDA"), else None."""
     key = (dispatch_key, low)
     if key not in _AUTOCAST_OPS:
-        found = None
-        if low in _LOW_NAMES:
-            names = [f"inception_dwconv::fused_{d}_autocast_{_LOW_NAMES[low]}" for d in ("forward", "backward")]
-            try:
-                if all(torch._C._dispatch_has_kernel_for_dispatch_key(n, dispatch_key) for n in names):
-                    found = tuple(_extension_op(n.split("::")[1]) for n in names)
-            except RuntimeError:  # an extension built before the ops existed
-                found = None
-        _AUTOCAST_OPS[key] = found if found is None or None not in found else None
+        names = [f"fused_{d}_autocast_{_LOW_NAMES[low]}" for d in ("forward", "backward")] if low in _LOW_NAMES else []
+        try:
+            found = names and all(torch._C._dispatch_has_kernel_for_dispatch_key("inception_dwconv::" + n, dispatch_key)
+                                  for n in names)
+        except RuntimeError:  # an extension built before the ops existed
+            found = False
+        ops = tuple(_extension_op(n) for n in names) if found else ()
+        _AUTOCAST_OPS[key] = ops if ops and None not in ops else None
     return _AUTOCAST_OPS[key]
 
 
