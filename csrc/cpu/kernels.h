@@ -295,7 +295,8 @@ inline std::vector<int64_t> tap_offsets(const Geometry& g, int b, int64_t row_st
 // tap and used for every row of the tile.
 template <bool kVectorWeights, typename acc_t, int64_t R, int64_t NV>
 inline void conv_tile(const acc_t* in, int64_t row_step, const int64_t* off, int64_t taps, const acc_t* wt,
-                      int64_t wt_step, const acc_t* bias, acc_t* out, int64_t out_step, int64_t last_row_len = -1) {
+                      int64_t wt_step, const acc_t* bias, acc_t* out, int64_t out_step, int64_t last_row_len = -1,
+                      const int64_t* vec_off = nullptr) {
   using V = simd<acc_t>;
   constexpr int64_t L = simd_lanes<acc_t>();
   V a[R][NV];
@@ -320,7 +321,7 @@ inline void conv_tile(const acc_t* in, int64_t row_step, const int64_t* off, int
   // output); through a local buffer, so the copy is one short run.
   const int64_t full_rows = last_row_len >= 0 ? R - 1 : R;
   for (int64_t r = 0; r < full_rows; ++r)
-    for (int64_t v = 0; v < NV; ++v) vstore(out + r * out_step + v * L, a[r][v]);
+    for (int64_t v = 0; v < NV; ++v) vstore(out + r * out_step + (vec_off ? vec_off[v] : v * L), a[r][v]);
   if (last_row_len >= 0) {
     alignas(64) acc_t last[NV * L];
     for (int64_t v = 0; v < NV; ++v) vstore(last + v * L, a[R - 1][v]);
@@ -732,25 +733,36 @@ template <typename scalar_t, typename acc_t>
 void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt_row,
                const acc_t* bias_row, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
   const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
-  constexpr int64_t NV = lanes_of<acc_t>() / simd_lanes<acc_t>();
-  // A branch a whole number of blocks wide (gc a multiple of 16 fp32 channels: 48, 96, ...) has
-  // every block inside one pixel's channels: the tiles are stored straight into the output rows.
+  constexpr int64_t VL = simd_lanes<acc_t>(), BL = lanes_of<acc_t>(), NV = BL / VL;
+  // Channels innermost in y and gc a whole number of vectors (fp32: 24, 40, 48, ...): no vector
+  // straddles two pixels, so each vector of a tile is stored straight into its pixel's channels of
+  // the output row. Otherwise the tiles go to the staging rows `acc`, copied out a pixel at a time.
   bool direct = false;
-  if constexpr (std::is_same<scalar_t, acc_t>::value) direct = os.c == 1 && gc % lanes_of<acc_t>() == 0;
+  if constexpr (std::is_same<scalar_t, acc_t>::value) direct = os.c == 1 && gc % VL == 0 && len % BL == 0;
   const auto tiles = [&](auto rows, int64_t r) {  // a band of `rows` output rows from row r
     constexpr int64_t R = decltype(rows)::value;
-    for (int64_t e0 = 0; e0 < len; e0 += lanes_of<acc_t>()) {
-      const int64_t m = e0 % gc;  // the block's first channel
-      acc_t* out = acc + r * blen + e0;
-      int64_t out_step = blen;
+    [[maybe_unused]] scalar_t* out_row = out_image + (h0 + r) * os.h + g.branch_start(b) * os.c;
+    int64_t m = 0, p = 0;  // the block's first channel and its pixel
+    for (int64_t e0 = 0; e0 < len; e0 += BL) {
+      const acc_t* in = buf + r * stride + e0;
       if constexpr (std::is_same<scalar_t, acc_t>::value) {
-        if (direct) {
-          out = out_image + (h0 + r) * os.h + (e0 / gc) * os.w + g.branch_start(b) + m;
-          out_step = os.h;
+        if (direct && gc % BL == 0) {  // the block inside one pixel
+          conv_tile<true, acc_t, R, NV>(in, stride, off, g.taps(b), wt_row + m, row_weights_len(g), bias_row + m,
+                                        out_row + p * os.w + m, os.h);
+        } else if (direct) {
+          int64_t voff[NV];
+          for (int64_t v = 0, mv = m, pv = p; v < NV; ++v, mv += VL) {
+            for (; mv >= gc; mv -= gc) ++pv;
+            voff[v] = pv * os.w + mv;
+          }
+          conv_tile<true, acc_t, R, NV>(in, stride, off, g.taps(b), wt_row + m, row_weights_len(g), bias_row + m,
+                                        out_row, os.h, -1, voff);
         }
       }
-      conv_tile<true, acc_t, R, NV>(buf + r * stride + e0, stride, off, g.taps(b), wt_row + m, row_weights_len(g),
-                                    bias_row + m, out, out_step);
+      if (!direct)
+        conv_tile<true, acc_t, R, NV>(in, stride, off, g.taps(b), wt_row + m, row_weights_len(g), bias_row + m,
+                                      acc + r * blen + e0, blen);
+      for (m += BL; m >= gc; m -= gc) ++p;
     }
   };
   int64_t r = 0;
