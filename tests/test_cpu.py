@@ -117,6 +117,25 @@ def test_forward_bitwise_repeatable():
         assert torch.equal(first, inception_dwconv.inception_dwconv(x, *params, backend="cpu"))
 
 
+def test_forward_same_bits_for_any_row_split():
+    # The channels_last forward splits rows by the thread count (cpu_common.h, RowChunks::forward):
+    # 4 images on 1 thread are whole-image items, on 2 threads chunks of 8 rows, whose Kx1 halo rows
+    # come from the neighbouring chunk. Both must give the reference's values, with the same bits.
+    from helpers import assert_close, make_params, make_x, reference_fp64
+    case = Case(N=4, C=96, H=28, W=28, gc=12, layout="channels_last")
+    x, params = make_x(case), make_params(case)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            outs.append(inception_dwconv.inception_dwconv(x, *params, backend="cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0], outs[1]), "the forward changed bits with the row split"
+    assert_close(outs[0], reference_fp64(x, params, 1)[0], torch.float32)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize("C,gc,H,W", [(40, 10, 9, 13), (40, 10, 7, 7), (96, 12, 14, 14), (48, 12, 5, 20),

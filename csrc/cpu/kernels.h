@@ -789,7 +789,7 @@ void forward_rows(const Geometry& g, const at::Tensor& x, const BranchWeights<ac
   const Strides4 xs(x), ys(y);
   const scalar_t* xp = static_cast<const scalar_t*>(x.data_ptr());  // untyped: Bf16RoundedFloat too
   scalar_t* yp = static_cast<scalar_t*>(y.data_ptr());
-  const RowChunks chunks(g);
+  const RowChunks chunks = RowChunks::forward(g, at::get_num_threads(), sizeof(acc_t));
   const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
   at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
     RowBuffers<acc_t> bufs(g, chunks.rows_per_item, true);
