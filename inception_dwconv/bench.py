@@ -245,7 +245,9 @@ def resolve_args(args):
     for text in args.shape:
         N, C, H, W = _parse_shape(text)
         gc = _gc(C, args.ratio, f"--shape {text}")
-        name = f"{N}x{C}x{H}x{W}-gc{gc}-k{args.square}/{args.band}" + (f"-d{args.dilation}" if args.dilation > 1 else "")
+        name = f"{N}x{C}x{H}x{W}-gc{gc}-k{args.square}/{args.band}"
+        if args.dilation > 1:
+            name += f"-d{args.dilation}"
         workloads.append(Workload(name, "", "", N, C, H, W, gc, args.square, args.band, args.dilation))
     preset = args.preset if args.preset is not None else (None if args.shape else "tiny")
     if preset is not None:

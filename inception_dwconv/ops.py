@@ -533,8 +533,8 @@ def call_forward_autocast(x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bia
     """A backend's one-pass forward (and backward) under autocast to `low` (_autocast_kernels), for
     fp32 x and parameters rounded to `low` inside: functional._forward_autocast's result and
     gradients, bit for bit, when the backend has such kernels, outside torch.func transforms (whose
-    vmap and grad rules belong to the plain ops) and ONNX export; eager calls on plain tensors skip the custom ops (as call_forward does). Else
-    None, and the caller composes it."""
+    vmap and grad rules belong to the plain ops) and ONNX export; eager calls on plain tensors skip
+    the custom ops (as call_forward does). Else None, and the caller composes it."""
     args = (x, weight_hw, bias_hw, weight_w, bias_w, weight_h, bias_h)
     if not torch.compiler.is_compiling() and (torch._C._functorch.peek_interpreter_stack() is not None
                                               or _forward_ad_active()):

@@ -62,7 +62,8 @@ def test_odd_shapes(case, dtype, layout, poison):
 def test_empty_map():
     # torch's conv2d (so the reference) refuses an empty map; the fused op returns empty results.
     x = torch.randn(2, 40, 0, 5, requires_grad=True)
-    params = [torch.randn(s, requires_grad=True) for s in [(10, 1, 3, 3), (10,), (10, 1, 1, 9), (10,), (10, 1, 9, 1), (10,)]]
+    shapes = [(10, 1, 3, 3), (10,), (10, 1, 1, 9), (10,), (10, 1, 9, 1), (10,)]
+    params = [torch.randn(s, requires_grad=True) for s in shapes]
     y = inception_dwconv.inception_dwconv(x, *params, backend="cpu")
     assert y.shape == x.shape
     grads = torch.autograd.grad(y, [x, *params], torch.randn(y.shape))

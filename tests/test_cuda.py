@@ -39,7 +39,8 @@ def stage_cases(stages, ratio, band, dtype, layout):
 
 
 GRID = [case for dtype in DTYPES for layout in LAYOUTS
-        for case in stage_cases(TINY_STAGES, 1 / 8, 11, dtype, layout) + stage_cases(ATTO_STAGES, 1 / 4, 9, dtype, layout)]
+        for case in (stage_cases(TINY_STAGES, 1 / 8, 11, dtype, layout)
+                     + stage_cases(ATTO_STAGES, 1 / 4, 9, dtype, layout))]
 
 ODD = []
 for dtype in (torch.float32, torch.float64, torch.bfloat16):
