@@ -248,7 +248,10 @@ def test_baseline_isa_kernels_match_reference():
         "for layout in ('nchw', 'channels_last', 'strided'):\n"
         "    for dtype in (torch.float32, torch.bfloat16, torch.float64):\n"
         "        for case in (Case(N=2, C=96, H=14, W=14, gc=12), Case(N=2, C=40, H=40, W=35, gc=10, band=9),\n"
-        "                     Case(N=1, C=40, H=13, W=11, gc=10, square=5, band=7, dilation=2)):\n"
+        "                     Case(N=1, C=40, H=13, W=11, gc=10, square=5, band=7, dilation=2),\n"
+        # channels_last rows of whole 64-byte blocks with gc even: the conv vectors stored straight
+        # into y, those that straddle two pixels as two halves (kernels.h, conv_rows)
+        "                     Case(N=2, C=40, H=8, W=8, gc=10), Case(N=2, C=17, H=8, W=8, gc=5, band=5)):\n"
         "            check_backend(dataclasses.replace(case, dtype=dtype, layout=layout), 'cpu')\n"
         "print('ok')\n" % os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, INCEPTION_DWCONV_CPU_ISA="generic")

@@ -62,6 +62,27 @@ template <typename T>
 inline void vstore(T* p, const simd<T>& v) {
   *reinterpret_cast<simd<T>*>(p) = v;
 }
+// The lower and the upper half of v's lanes stored apart.
+template <typename T>
+inline void vstore_halves(T* lo, T* hi, const simd<T>& v) {
+  constexpr int64_t H = simd_lanes<T>() / 2;
+  typedef T half_t __attribute__((vector_size(H * sizeof(T)), aligned(alignof(T)), may_alias));
+  if constexpr (H == 1) {
+    *lo = v[0];
+    *hi = v[1];
+  } else if constexpr (H == 2) {
+    *reinterpret_cast<half_t*>(lo) = __builtin_shufflevector(v, v, 0, 1);
+    *reinterpret_cast<half_t*>(hi) = __builtin_shufflevector(v, v, 2, 3);
+  } else if constexpr (H == 4) {
+    *reinterpret_cast<half_t*>(lo) = __builtin_shufflevector(v, v, 0, 1, 2, 3);
+    *reinterpret_cast<half_t*>(hi) = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+  } else {
+    static_assert(H == 8, "vectors of 2, 4, 8 or 16 lanes");
+    *reinterpret_cast<half_t*>(lo) = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    *reinterpret_cast<half_t*>(hi) = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  }
+}
+
 template <typename T>
 inline T hsum(const simd<T>& v) {  // lanes in order
   T s = v[0];
@@ -292,11 +313,12 @@ inline std::vector<int64_t> tap_offsets(const Geometry& g, int b, int64_t row_st
 // A register tile of R output rows x NV vectors:
 // out[r * out_step + 0:NV vectors] = bias + sum over taps t of wt(t) * in[r * row_step + off[t] + ...],
 // where wt(t) is a scalar wt[t] (planes) or NV vectors at wt + t * wt_step (rows), loaded once per
-// tap and used for every row of the tile.
+// tap and used for every row of the tile. half_off, when given, places each half vector instead:
+// vector v's lower half at out + r * out_step + half_off[2v], its upper half at half_off[2v + 1].
 template <bool kVectorWeights, typename acc_t, int64_t R, int64_t NV>
 inline void conv_tile(const acc_t* in, int64_t row_step, const int64_t* off, int64_t taps, const acc_t* wt,
                       int64_t wt_step, const acc_t* bias, acc_t* out, int64_t out_step, int64_t last_row_len = -1,
-                      const int64_t* vec_off = nullptr) {
+                      const int64_t* half_off = nullptr) {
   using V = simd<acc_t>;
   constexpr int64_t L = simd_lanes<acc_t>();
   V a[R][NV];
@@ -320,8 +342,17 @@ inline void conv_tile(const acc_t* in, int64_t row_step, const int64_t* off, int
   // last_row_len >= 0: the last row stores only that many values (its vectors would spill past the
   // output); through a local buffer, so the copy is one short run.
   const int64_t full_rows = last_row_len >= 0 ? R - 1 : R;
-  for (int64_t r = 0; r < full_rows; ++r)
-    for (int64_t v = 0; v < NV; ++v) vstore(out + r * out_step + (vec_off ? vec_off[v] : v * L), a[r][v]);
+  for (int64_t r = 0; r < full_rows; ++r) {
+    for (int64_t v = 0; v < NV; ++v) {
+      if (half_off == nullptr) {
+        vstore(out + r * out_step + v * L, a[r][v]);
+      } else if (half_off[2 * v + 1] == half_off[2 * v] + L / 2) {
+        vstore(out + r * out_step + half_off[2 * v], a[r][v]);
+      } else {
+        vstore_halves(out + r * out_step + half_off[2 * v], out + r * out_step + half_off[2 * v + 1], a[r][v]);
+      }
+    }
+  }
   if (last_row_len >= 0) {
     alignas(64) acc_t last[NV * L];
     for (int64_t v = 0; v < NV; ++v) vstore(last + v * L, a[R - 1][v]);
@@ -734,11 +765,13 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
                const acc_t* bias_row, int64_t h0, int64_t h1, scalar_t* out_image, const Strides4& os, acc_t* acc) {
   const int64_t gc = g.gc, stride = rows_stride(g, b), len = g.W * gc, blen = rows_len(g);
   constexpr int64_t VL = simd_lanes<acc_t>(), BL = lanes_of<acc_t>(), NV = BL / VL;
-  // Channels innermost in y and gc a whole number of vectors (fp32: 24, 40, 48, ...): no vector
-  // straddles two pixels, so each vector of a tile is stored straight into its pixel's channels of
-  // the output row. Otherwise the tiles go to the staging rows `acc`, copied out a pixel at a time.
+  // Channels innermost in y and gc a whole number of half vectors (fp32: 12, 20, 24, ...): each
+  // vector of a tile is stored straight into its pixel's channels of the output row, as its two
+  // halves where it straddles two pixels (gc = 12: one vector in two). Otherwise the tiles go to the
+  // staging rows `acc`, copied out a pixel at a time.
   bool direct = false;
-  if constexpr (std::is_same<scalar_t, acc_t>::value) direct = os.c == 1 && gc % VL == 0 && len % BL == 0;
+  if constexpr (std::is_same<scalar_t, acc_t>::value)
+    direct = os.c == 1 && gc % (VL / 2) == 0 && len % BL == 0;
   const auto tiles = [&](auto rows, int64_t r) {  // a band of `rows` output rows from row r
     constexpr int64_t R = decltype(rows)::value;
     [[maybe_unused]] scalar_t* out_row = out_image + (h0 + r) * os.h + g.branch_start(b) * os.c;
@@ -750,13 +783,13 @@ void conv_rows(const Geometry& g, int b, const acc_t* buf, const int64_t* off, c
           conv_tile<true, acc_t, R, NV>(in, stride, off, g.taps(b), wt_row + m, row_weights_len(g), bias_row + m,
                                         out_row + p * os.w + m, os.h);
         } else if (direct) {
-          int64_t voff[NV];
-          for (int64_t v = 0, mv = m, pv = p; v < NV; ++v, mv += VL) {
+          int64_t hoff[2 * NV];
+          for (int64_t v = 0, mv = m, pv = p; v < 2 * NV; ++v, mv += VL / 2) {
             for (; mv >= gc; mv -= gc) ++pv;
-            voff[v] = pv * os.w + mv;
+            hoff[v] = pv * os.w + mv;
           }
           conv_tile<true, acc_t, R, NV>(in, stride, off, g.taps(b), wt_row + m, row_weights_len(g), bias_row + m,
-                                        out_row, os.h, -1, voff);
+                                        out_row, os.h, -1, hoff);
         }
       }
       if (!direct)
