@@ -284,11 +284,20 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
 }
 
 // rows x n values from rows src_step apart to rows dst_step apart (both dense within a row), the
-// choice of copy made once for all rows: same-type float / double rows of at least a 16-byte
-// vector take inlined vector copies (copy_short_vectors), the rest copy_run.
+// choice of copy made once for all rows: same-type float / double rows of more than one and at most
+// two vectors take two overlapping vector copies each, other rows of at least a 16-byte vector
+// inlined vector copies (copy_short_vectors), the rest copy_run. No value outside a row's n is written.
 template <typename dst_t, typename src_t>
 inline void copy_rows(dst_t* dst, int64_t dst_step, const src_t* src, int64_t src_step, int64_t rows, int64_t n) {
   if constexpr (std::is_same_v<dst_t, src_t> && (std::is_same_v<src_t, float> || std::is_same_v<src_t, double>)) {
+    constexpr int64_t L = simd_lanes<src_t>();
+    if (n > L && n <= 2 * L) {  // two overlapping vectors a row, no loop (a pixel's 12 fp32 channels)
+      for (int64_t r = 0; r < rows; ++r) {
+        vstore(dst + r * dst_step, vload(src + r * src_step));
+        vstore(dst + r * dst_step + n - L, vload(src + r * src_step + n - L));
+      }
+      return;
+    }
     if (n >= 16 / static_cast<int64_t>(sizeof(src_t)) && n < kMemcpyMin) {
       for (int64_t r = 0; r < rows; ++r) copy_short_vectors(dst + r * dst_step, src + r * src_step, n);
       return;
