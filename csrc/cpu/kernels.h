@@ -283,20 +283,32 @@ inline void copy_run(dst_t* dst, int64_t dst_stride, const src_t* src, int64_t s
   }
 }
 
+// dst[0:n] = src[0:n] as K vectors, the last one ending at n: (K - 1) L < n <= K L.
+template <int K, typename T>
+inline void copy_vectors(T* dst, const T* src, int64_t n) {
+  constexpr int64_t L = simd_lanes<T>();
+  for (int i = 0; i + 1 < K; ++i) vstore(dst + i * L, vload(src + i * L));
+  vstore(dst + n - L, vload(src + n - L));
+}
+
 // rows x n values from rows src_step apart to rows dst_step apart (both dense within a row), the
 // choice of copy made once for all rows: same-type float / double rows of more than one and at most
-// two vectors take two overlapping vector copies each, other rows of at least a 16-byte vector
-// inlined vector copies (copy_short_vectors), the rest copy_run. No value outside a row's n is written.
+// four vectors take that many vector copies each, the last one overlapping (copy_vectors, no loop),
+// other rows of at least a 16-byte vector inlined vector copies (copy_short_vectors), the rest
+// copy_run. No value outside a row's n is written.
 template <typename dst_t, typename src_t>
 inline void copy_rows(dst_t* dst, int64_t dst_step, const src_t* src, int64_t src_step, int64_t rows, int64_t n) {
   if constexpr (std::is_same_v<dst_t, src_t> && (std::is_same_v<src_t, float> || std::is_same_v<src_t, double>)) {
     constexpr int64_t L = simd_lanes<src_t>();
-    if (n > L && n <= 2 * L) {  // two overlapping vectors a row, no loop (a pixel's 12 fp32 channels)
-      for (int64_t r = 0; r < rows; ++r) {
-        vstore(dst + r * dst_step, vload(src + r * src_step));
-        vstore(dst + r * dst_step + n - L, vload(src + r * src_step + n - L));
+    const auto rows_of = [&](auto k) {
+      for (int64_t r = 0; r < rows; ++r) copy_vectors<decltype(k)::value>(dst + r * dst_step, src + r * src_step, n);
+    };
+    if (n > L && n <= 4 * L) {  // 2 - 4 vectors a row (a pixel's 12, 20, 24 or 32 fp32 channels)
+      switch ((n + L - 1) / L) {
+        case 2: return rows_of(std::integral_constant<int, 2>{});
+        case 3: return rows_of(std::integral_constant<int, 3>{});
+        default: return rows_of(std::integral_constant<int, 4>{});
       }
-      return;
     }
     if (n >= 16 / static_cast<int64_t>(sizeof(src_t)) && n < kMemcpyMin) {
       for (int64_t r = 0; r < rows; ++r) copy_short_vectors(dst + r * dst_step, src + r * src_step, n);
