@@ -920,11 +920,16 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
         for (int64_t t = 0; t <= taps; ++t) {
           acc_t* dst = slot + L.at(b, t == taps ? L.slots - 1 : t, 0);
           const acc_t* ta = tap_acc.data() + t * blen;
-          int64_t k0 = 0;
-          for (; k0 + VL <= gc; k0 += VL) {
+          const auto channel_sums = [&](int64_t k0) {  // channels k0 .. k0 + VL - 1, pixels in order
             simd<acc_t> sum{};
             for (int64_t w = 0; w < g.W; ++w) sum += vload(ta + w * gc + k0);
             vstore(dst + k0, sum);
+          };
+          int64_t k0 = 0;
+          for (; k0 + VL <= gc; k0 += VL) channel_sums(k0);
+          if (k0 < gc && gc >= VL) {  // the last vector overlapping the previous one: the same sums again
+            channel_sums(gc - VL);
+            k0 = gc;
           }
           for (; k0 < gc; ++k0) {
             acc_t sum = 0;
