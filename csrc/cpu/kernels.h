@@ -62,25 +62,18 @@ template <typename T>
 inline void vstore(T* p, const simd<T>& v) {
   *reinterpret_cast<simd<T>*>(p) = v;
 }
-// The lower and the upper half of v's lanes stored apart.
+// The lower and the upper half of v's lanes stored apart (the halves built lane by lane, which GCC
+// and Clang of any version turn into one extract: __builtin_shufflevector needs GCC 12).
+template <typename T, typename Half, std::size_t... I>
+inline Half half_of(const simd<T>& v, std::index_sequence<I...>, std::size_t first) {
+  return Half{v[first + I]...};
+}
 template <typename T>
 inline void vstore_halves(T* lo, T* hi, const simd<T>& v) {
-  constexpr int64_t H = simd_lanes<T>() / 2;
+  constexpr std::size_t H = simd_lanes<T>() / 2;
   typedef T half_t __attribute__((vector_size(H * sizeof(T)), aligned(alignof(T)), may_alias));
-  if constexpr (H == 1) {
-    *lo = v[0];
-    *hi = v[1];
-  } else if constexpr (H == 2) {
-    *reinterpret_cast<half_t*>(lo) = __builtin_shufflevector(v, v, 0, 1);
-    *reinterpret_cast<half_t*>(hi) = __builtin_shufflevector(v, v, 2, 3);
-  } else if constexpr (H == 4) {
-    *reinterpret_cast<half_t*>(lo) = __builtin_shufflevector(v, v, 0, 1, 2, 3);
-    *reinterpret_cast<half_t*>(hi) = __builtin_shufflevector(v, v, 4, 5, 6, 7);
-  } else {
-    static_assert(H == 8, "vectors of 2, 4, 8 or 16 lanes");
-    *reinterpret_cast<half_t*>(lo) = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
-    *reinterpret_cast<half_t*>(hi) = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  }
+  *reinterpret_cast<half_t*>(lo) = half_of<T, half_t>(v, std::make_index_sequence<H>{}, 0);
+  *reinterpret_cast<half_t*>(hi) = half_of<T, half_t>(v, std::make_index_sequence<H>{}, H);
 }
 
 template <typename T>
