@@ -286,7 +286,7 @@ inline void copy_vectors(T* dst, const T* src, int64_t n) {
 
 // rows x n values from rows src_step apart to rows dst_step apart (both dense within a row), the
 // choice of copy made once for all rows: same-type float / double rows of more than one and at most
-// four vectors take that many vector copies each, the last one overlapping (copy_vectors, no loop),
+// eight vectors take that many vector copies each, the last one overlapping (copy_vectors, no loop),
 // other rows of at least a 16-byte vector inlined vector copies (copy_short_vectors), the rest
 // copy_run. No value outside a row's n is written.
 template <typename dst_t, typename src_t>
@@ -296,11 +296,15 @@ inline void copy_rows(dst_t* dst, int64_t dst_step, const src_t* src, int64_t sr
     const auto rows_of = [&](auto k) {
       for (int64_t r = 0; r < rows; ++r) copy_vectors<decltype(k)::value>(dst + r * dst_step, src + r * src_step, n);
     };
-    if (n > L && n <= 4 * L) {  // 2 - 4 vectors a row (a pixel's 12, 20, 24 or 32 fp32 channels)
+    if (n > L && n <= 8 * L) {  // 2 - 8 vectors a row (a pixel's 12 - 64 fp32 channels, plane rows)
       switch ((n + L - 1) / L) {
         case 2: return rows_of(std::integral_constant<int, 2>{});
         case 3: return rows_of(std::integral_constant<int, 3>{});
-        default: return rows_of(std::integral_constant<int, 4>{});
+        case 4: return rows_of(std::integral_constant<int, 4>{});
+        case 5: return rows_of(std::integral_constant<int, 5>{});
+        case 6: return rows_of(std::integral_constant<int, 6>{});
+        case 7: return rows_of(std::integral_constant<int, 7>{});
+        default: return rows_of(std::integral_constant<int, 8>{});
       }
     }
     if (n >= 16 / static_cast<int64_t>(sizeof(src_t)) && n < kMemcpyMin) {
