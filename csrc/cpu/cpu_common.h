@@ -53,6 +53,10 @@ inline int64_t rows_len(const Geometry& g) { return round_up(g.W * g.gc, kBlock)
 // Values per tap of BranchWeights::row: a block of kBlock values starting at any channel.
 inline int64_t row_weights_len(const Geometry& g) { return g.gc + kBlock; }
 inline int64_t rows_stride(const Geometry& g, int b) { return rows_len(g) + 2 * g.pad_w(b) * g.gc; }
+// Values of branch b's buffer for a chunk of `rows` output rows (ph rows of halo above and below).
+inline int64_t row_buffer_len(const Geometry& g, int b, int64_t rows) {
+  return (rows + 2 * g.pad_h(b)) * rows_stride(g, b);
+}
 
 // Per-branch weights in the accumulation type, prepared once per call.
 //  plane[b]:  (gc, kh, kw), optionally flipped in both spatial axes (grad_x is a correlation of
@@ -161,7 +165,7 @@ struct RowChunks {
   static RowChunks forward(const Geometry& g, int64_t threads, int64_t value_bytes) {
     RowChunks c(g);
     int64_t bytes = 0;
-    for (int b = 0; b < 3; ++b) bytes += (g.H + 2 * g.pad_h(b)) * rows_stride(g, b) * value_bytes;
+    for (int b = 0; b < 3; ++b) bytes += row_buffer_len(g, b, g.H) * value_bytes;
     if (g.H > 0 && g.N >= 4 * threads && bytes <= 384 * 1024) {
       c.rows_per_item = g.H;
       c.items_per_image = 1;

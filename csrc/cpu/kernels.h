@@ -722,7 +722,7 @@ struct RowBuffers {
   std::vector<acc_t> buf[3];
   RowBuffers(const Geometry& g, int64_t rows, bool wanted) {
     for (int b = 0; b < 3 && wanted; ++b)
-      buf[b].assign((rows + 2 * g.pad_h(b)) * rows_stride(g, b), acc_t(0));
+      buf[b].assign(row_buffer_len(g, b, rows), acc_t(0));
   }
   acc_t* operator[](int b) { return buf[b].data(); }
 };
