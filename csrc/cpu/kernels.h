@@ -720,9 +720,15 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
 template <typename acc_t>
 struct RowBuffers {
   std::vector<acc_t> buf[3];
+  // Per buffer row: 1 while its pixels are all zeros, so that load_rows fills a padding row only
+  // when the row held image rows before (whole-image items, 7x7 and 14x14 at batch 8, find the
+  // Kx1 branch's 2 ph padding rows still zero from the previous image).
+  std::vector<uint8_t> zero[3];
   RowBuffers(const Geometry& g, int64_t rows, bool wanted) {
-    for (int b = 0; b < 3 && wanted; ++b)
+    for (int b = 0; b < 3 && wanted; ++b) {
       buf[b].assign(row_buffer_len(g, b, rows), acc_t(0));
+      zero[b].assign(rows + 2 * g.pad_h(b), 1);
+    }
   }
   acc_t* operator[](int b) { return buf[b].data(); }
 };
@@ -744,12 +750,16 @@ void load_rows(const Geometry& g, const scalar_t* image, const Strides4& s, int6
     for (int b = 0; b < 3; ++b) {
       const int64_t ph = g.pad_h(b);
       if (hi < h0 - ph || hi >= h0 + rows + ph) continue;
-      const int64_t stride = rows_stride(g, b);
-      acc_t* row = bufs[b] + (hi - (h0 - ph)) * stride;
-      if (hi < 0 || hi >= g.H) {  // zero padding rows (the buffer row held another row before)
-        std::fill(row + g.pad_w(b) * gc, row + (g.pad_w(b) + g.W) * gc, acc_t(0));
+      const int64_t stride = rows_stride(g, b), r = hi - (h0 - ph);
+      acc_t* row = bufs[b] + r * stride;
+      if (hi < 0 || hi >= g.H) {  // zero padding rows, unless the buffer row holds zeros already
+        if (!bufs.zero[b][r]) {
+          std::fill(row + g.pad_w(b) * gc, row + (g.pad_w(b) + g.W) * gc, acc_t(0));
+          bufs.zero[b][r] = 1;
+        }
         continue;
       }
+      bufs.zero[b][r] = 0;
       dst[nb] = row + g.pad_w(b) * gc;
       which[nb++] = b;
     }
