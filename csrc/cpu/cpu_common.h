@@ -53,9 +53,11 @@ inline int64_t rows_len(const Geometry& g) { return round_up(g.W * g.gc, kBlock)
 // Values per tap of BranchWeights::row: a block of kBlock values starting at any channel.
 inline int64_t row_weights_len(const Geometry& g) { return g.gc + kBlock; }
 inline int64_t rows_stride(const Geometry& g, int b) { return rows_len(g) + 2 * g.pad_w(b) * g.gc; }
-// Values of branch b's buffer for a chunk of `rows` output rows (ph rows of halo above and below).
+// Buffer rows of branch b for a chunk of `rows` output rows (ph rows of halo above and below), and
+// the values they hold.
+inline int64_t row_buffer_rows(const Geometry& g, int b, int64_t rows) { return rows + 2 * g.pad_h(b); }
 inline int64_t row_buffer_len(const Geometry& g, int b, int64_t rows) {
-  return (rows + 2 * g.pad_h(b)) * rows_stride(g, b);
+  return row_buffer_rows(g, b, rows) * rows_stride(g, b);
 }
 
 // Per-branch weights in the accumulation type, prepared once per call.

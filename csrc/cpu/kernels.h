@@ -727,7 +727,7 @@ struct RowBuffers {
   RowBuffers(const Geometry& g, int64_t rows, bool wanted) {
     for (int b = 0; b < 3 && wanted; ++b) {
       buf[b].assign(row_buffer_len(g, b, rows), acc_t(0));
-      zero[b].assign(rows + 2 * g.pad_h(b), 1);
+      zero[b].assign(row_buffer_rows(g, b, rows), 1);
     }
   }
   acc_t* operator[](int b) { return buf[b].data(); }
