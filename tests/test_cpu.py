@@ -118,23 +118,31 @@ def test_forward_bitwise_repeatable():
         assert torch.equal(first, inception_dwconv.inception_dwconv(x, *params, backend="cpu"))
 
 
-def test_forward_same_bits_for_any_row_split():
+@pytest.mark.parametrize("case", [
+    Case(N=4, C=96, H=28, W=28, gc=12, layout="channels_last"),
+    Case(N=1, C=80, H=7, W=7, gc=10, band=9, layout="channels_last"),
+    Case(N=1, C=40, H=3, W=5, gc=10, dilation=2, layout="channels_last"),
+    Case(N=2, C=48, H=9, W=6, gc=6, layout="channels_last", dtype=torch.float64),
+], ids=str)
+def test_forward_same_bits_for_any_row_split(case):
     # The channels_last forward splits rows by the thread count (cpu_common.h, RowChunks::forward):
-    # 4 images on 1 thread are whole-image items, on 2 threads chunks of 8 rows, whose Kx1 halo rows
-    # come from the neighbouring chunk. Both must give the reference's values, with the same bits.
+    # 4 images of 28 rows on 1 thread are whole-image items, on 2 threads chunks of 8 rows, whose Kx1
+    # halo rows come from the neighbouring chunk; with fewer items than threads (one 7x7 image on 2
+    # threads, a 3-row map on 5) chunks shrink to about one per thread, down to single rows. Every
+    # split must give the reference's values, with the same bits.
     from helpers import assert_close, make_params, make_x, reference_fp64
-    case = Case(N=4, C=96, H=28, W=28, gc=12, layout="channels_last")
     x, params = make_x(case), make_params(case)
     threads = torch.get_num_threads()
     try:
         outs = []
-        for n_threads in (1, 2):
+        for n_threads in (1, 2, 3, 5):
             torch.set_num_threads(n_threads)
-            outs.append(inception_dwconv.inception_dwconv(x, *params, backend="cpu"))
+            outs.append(inception_dwconv.inception_dwconv(x, *params, backend="cpu", dilation=case.dilation))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(outs[0], outs[1]), "the forward changed bits with the row split"
-    assert_close(outs[0], reference_fp64(x, params, 1)[0], torch.float32)
+    for other in outs[1:]:
+        assert torch.equal(outs[0], other), "the forward changed bits with the row split"
+    assert_close(outs[0], reference_fp64(x, params, case.dilation)[0], case.dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
