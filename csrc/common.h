@@ -20,12 +20,15 @@ struct Geometry {
   int64_t c_id = 0;  // identity channels, C - 3 * gc
   int64_t dilation = 1;
   std::array<int64_t, 3> kh{}, kw{};  // kernel height / width per branch
+  // Channels from one branch's start to the next: gc, except in a channel block of the CPU row
+  // loops (cpu_common.h, channel_block), which covers gc < this channels of each branch.
+  int64_t branch_step = 0;
 
   int64_t pad_h(int b) const { return dilation * (kh[b] - 1) / 2; }
   int64_t pad_w(int b) const { return dilation * (kw[b] - 1) / 2; }
   int64_t taps(int b) const { return kh[b] * kw[b]; }
   int64_t max_taps() const { return std::max(taps(0), std::max(taps(1), taps(2))); }
-  int64_t branch_start(int b) const { return c_id + b * gc; }
+  int64_t branch_start(int b) const { return c_id + b * branch_step; }
 };
 
 // Channels innermost: dense channels_last, or a view of one (e.g. a channel slice).
@@ -84,6 +87,7 @@ inline Geometry make_geometry(const at::Tensor& x, const at::Tensor& w_hw, const
   g.H = x.size(2);
   g.W = x.size(3);
   g.gc = gc;
+  g.branch_step = gc;
   g.c_id = g.C - 3 * gc;
   g.dilation = dilation;
   const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};

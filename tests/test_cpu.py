@@ -145,6 +145,49 @@ def test_forward_same_bits_for_any_row_split(case):
     assert_close(outs[0], reference_fp64(x, params, case.dilation)[0], case.dtype)
 
 
+@pytest.mark.parametrize("case", [
+    Case(N=1, C=768, H=7, W=7, gc=96, layout="channels_last"),
+    Case(N=1, C=192, H=7, W=7, gc=24, layout="channels_last"),
+    Case(N=1, C=80, H=5, W=9, gc=16, band=9, layout="strided_cl"),
+    Case(N=2, C=48, H=3, W=4, gc=16, dilation=2, layout="channels_last", dtype=torch.float64),
+    Case(N=1, C=96, H=6, W=5, gc=32, band=7, layout="channels_last", bias=False),
+], ids=str)
+def test_backward_same_bits_for_any_split(case, poison):
+    # With fewer row items than threads, the channels_last backward cuts each item's branches into
+    # channel blocks (cpu_common.h, backward_channel_blocks: 2 of 48 channels for a 7x7 image of 768
+    # channels on 2 threads; 8-channel blocks on 3 - 8 threads here), each copying a share of the
+    # identity channels; grad_x alone takes the forward's row split. grad_x and the weight grads must
+    # have the same bits on any thread count, whether computed together or alone, and the fp64
+    # reference's values.
+    from helpers import assert_close, make_params, make_x, reference_fp64
+    x, params = make_x(case), make_params(case)
+    gy = torch.randn(x.shape, dtype=torch.float64).to(case.dtype).contiguous(memory_format=torch.channels_last)
+    op = torch.ops.inception_dwconv.fused_backward
+    threads = torch.get_num_threads()
+    runs = {}
+    try:
+        for n_threads in (1, 2, 3, 5, 8):
+            torch.set_num_threads(n_threads)
+            for want in ((True, True), (True, False), (False, True)):
+                runs[n_threads, want] = op(gy, x, params[0], params[2], params[4], case.dilation, *want)
+    finally:
+        torch.set_num_threads(threads)
+    both = runs[1, (True, True)]
+    for (n_threads, want), out in runs.items():
+        expected = both if want == (True, True) else both[:1] if want[0] else both[1:]
+        assert len(out) == len(expected)
+        for a, b in zip(out, expected):
+            assert torch.equal(a, b), f"{n_threads} threads, {want}: the backward changed bits with the split"
+    _, ref_gx, ref_gp = reference_fp64(x, params, case.dilation, gy)
+    assert_close(both[0], ref_gx, case.dtype, "grad_x")
+    # Without biases the reference has no bias grads; the op's are the sums of grad_out's channels.
+    c_id = case.C - 3 * case.gc
+    ref_grads = [g if g is not None else gy.double()[:, c_id + i // 2 * case.gc:][:, :case.gc].sum((0, 2, 3))
+                 for i, g in enumerate(ref_gp)]
+    for name, a, b in zip(["w_hw", "b_hw", "w_w", "b_w", "w_h", "b_h"], both[1:], ref_grads):
+        assert_close(a, b, case.dtype, name)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
 @pytest.mark.parametrize("C,gc,H,W", [(40, 10, 9, 13), (40, 10, 7, 7), (96, 12, 14, 14), (48, 12, 5, 20),

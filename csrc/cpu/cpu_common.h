@@ -83,25 +83,43 @@ struct BranchWeights {
       // Flipping both spatial axes of a row-major (kh, kw) kernel reverses its taps.
       if (flip)
         for (int64_t k = 0; k < g.gc; ++k) std::reverse(plane[b].begin() + k * taps, plane[b].begin() + (k + 1) * taps);
-      wp = plane[b].data();
       bias[b].assign(g.gc, acc_t(0));
       if (bs != nullptr && bs[b]->has_value() && (*bs[b])->defined()) {
         at::Tensor bb = (*bs[b])->to(acc_scalar).contiguous();
         std::copy(bb.data_ptr<acc_t>(), bb.data_ptr<acc_t>() + g.gc, bias[b].begin());
       }
-      if (!want_row) continue;
-      const int64_t len = row_weights_len(g);
-      row[b].resize(taps * len);
-      bias_row[b].resize(len);
-      for (int64_t m = 0; m < len; ++m) {
-        for (int64_t t = 0; t < taps; ++t) row[b][t * len + m] = wp[(m % g.gc) * taps + t];
-        bias_row[b][m] = bias[b][m % g.gc];
-      }
     }
+    if (want_row) make_rows(g);
+  }
+  // The weights of channels [k0, k0 + gs.gc) of each branch, rows included, for the channel block gs
+  // (channel_block below): the same values, the rows repeating over the block's channels.
+  BranchWeights block(const Geometry& g, const Geometry& gs, int64_t k0) const {
+    BranchWeights w;
+    for (int b = 0; b < 3; ++b) {
+      w.plane[b].assign(plane[b].begin() + k0 * g.taps(b), plane[b].begin() + (k0 + gs.gc) * g.taps(b));
+      w.bias[b].assign(bias[b].begin() + k0, bias[b].begin() + k0 + gs.gc);
+    }
+    w.make_rows(gs);
+    return w;
   }
   // Every weight and bias rounded to bf16 (autocast's casts of fp32 parameters); defined after
   // Bf16RoundedFloat below.
   void round_to_bf16();
+
+ private:
+  BranchWeights() = default;
+  void make_rows(const Geometry& g) {  // row and bias_row from plane and bias
+    const int64_t len = row_weights_len(g);
+    for (int b = 0; b < 3; ++b) {
+      const int64_t taps = g.taps(b);
+      row[b].resize(taps * len);
+      bias_row[b].resize(len);
+      for (int64_t m = 0; m < len; ++m) {
+        for (int64_t t = 0; t < taps; ++t) row[b][t * len + m] = plane[b][(m % g.gc) * taps + t];
+        bias_row[b][m] = bias[b][m % g.gc];
+      }
+    }
+  }
 };
 
 // fp32 storage read and written at bf16 precision: the eager module under CPU autocast to bf16 (each
@@ -183,6 +201,29 @@ struct RowChunks {
     return c;
   }
 };
+
+// A channel block of the row loops: channels [k0, k0 + width) of each branch, seen as a geometry of
+// gc = width whose branches still start gc_full channels apart; the caller offsets its tensors'
+// pointers by k0 channels. The row buffers, row weights and loops of a block then hold only its
+// channels.
+inline Geometry channel_block(const Geometry& g, int64_t width) {
+  Geometry gs = g;
+  gs.gc = width;  // branch_step stays g's
+  return gs;
+}
+
+// How many equal channel blocks the backward's row items are cut into: 1, unless there are fewer
+// row items than threads (batch 1 at 7x7 and 14x14: 1 and 2 items; small batches on many cores),
+// then up to one per idle thread, each a whole number of 8 channels wide. Each channel's
+// weight-grad sums run over the same pixels in the same order in any block, so the blocks may
+// follow the thread count: the results have the same bits for any.
+inline int64_t backward_channel_blocks(const Geometry& g, int64_t items, int64_t threads) {
+  if (items <= 0 || items >= threads) return 1;
+  const int64_t want = (threads + items - 1) / items;
+  for (int64_t blocks = std::min(want, g.gc / 8); blocks > 1; --blocks)
+    if (g.gc % blocks == 0 && (g.gc / blocks) % 8 == 0) return blocks;
+  return 1;
+}
 
 // x86-64 builds also compile the kernels for AVX2 + FMA, picked at run time (kernels_avx2.cpp).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -113,11 +113,11 @@ at::Tensor fused_forward_autocast_bf16_cpu(const at::Tensor& x, const at::Tensor
 // Sums the per-item partials in item order; returns (grad_w, grad_b) per branch in the weights' dtype.
 // round_bf16: the sums rounded to bf16 (the autocast backward's bf16 weight grads, cast back).
 template <typename acc_t>
-std::vector<at::Tensor> reduce_weight_partials(const Geometry& g, const PartialLayout& L, const std::vector<acc_t>& part,
+std::vector<at::Tensor> reduce_weight_partials(const Geometry& g, const PartialLayout& L, const acc_t* part,
                                                int64_t items, const at::TensorOptions& opts, bool round_bf16 = false) {
   std::vector<acc_t> total(L.item_size(), acc_t(0));
   for (int64_t it = 0; it < items; ++it) {
-    const acc_t* p = part.data() + it * L.item_size();
+    const acc_t* p = part + it * L.item_size();
     for (int64_t e = 0; e < L.item_size(); ++e) total[e] += p[e];
   }
   if constexpr (std::is_same_v<acc_t, float>) {
@@ -168,14 +168,19 @@ std::vector<at::Tensor> backward_cpu(const at::Tensor& grad_out, const at::Tenso
     const at::Tensor* ws[3] = {&w_hw, &w_w, &w_h};
     BranchWeights<acc_t> flipped(g, ws, nullptr, /*flip=*/true, /*row=*/path != Path::kPlanes && compute_input);
     if constexpr (rounded) flipped.round_to_bf16();
-    std::vector<acc_t> part(compute_weight ? items * L.item_size() : 0, acc_t(0));
+    // Zeroed, and 64-byte aligned (torch's CPU allocator): the channel blocks of the row loops
+    // (kernels.h, backward_rows) write disjoint channels of one item's partials from different
+    // threads, which then share no cache line where the block widths are whole lines.
+    const at::Tensor part = at::zeros({compute_weight ? items * L.item_size() : 0},
+                                      x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    acc_t* partp = part.data_ptr<acc_t>();
     if (items > 0 && (compute_input || compute_weight)) {
       run_backward<scalar_t>(g, path, gy, x, flipped, compute_input ? &gx : nullptr,
-                             compute_weight ? part.data() : nullptr, L);
+                             compute_weight ? partp : nullptr, L);
     }
     if (compute_input) out.push_back(gx);
     if (compute_weight) {
-      auto wg = reduce_weight_partials<acc_t>(g, L, part, items, x.options(), rounded);
+      auto wg = reduce_weight_partials<acc_t>(g, L, partp, items, x.options(), rounded);
       out.insert(out.end(), wg.begin(), wg.end());
     }
   };

@@ -879,32 +879,55 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
   const scalar_t* gyp = t.gyp;
   const scalar_t* xp = t.xp;
   scalar_t* gxp = t.gxp;
-  const RowChunks chunks(g);
-  const int64_t blen = rows_len(g), len = g.W * g.gc;
-  const std::vector<acc_t> zero_bias(row_weights_len(g), acc_t(0));
-  const BranchTaps offs(g, [&](int b) { return rows_stride(g, b); }, g.gc);
-  at::parallel_for(0, chunks.items(g), 1, [&](int64_t begin, int64_t end) {
-    RowBuffers<acc_t> gbufs(g, chunks.rows_per_item, true), xbufs(g, chunks.rows_per_item, part != nullptr);
+  // grad_x alone has no sums, so it takes the forward's split (the same loops, flipped weights);
+  // the weight grads' partials need a split of the shape alone, and channel blocks when that leaves
+  // threads idle.
+  const int64_t threads = at::get_num_threads();
+  const RowChunks chunks = part ? RowChunks(g) : RowChunks::forward(g, threads, sizeof(acc_t));
+  // Items: (row chunk, channel block), blocks innermost. With one block, gs is g; with more, each
+  // block copies its share of the identity channels of the chunk's rows, pixel by pixel (a
+  // whole-row copy would also write the other blocks' channels).
+  const int64_t blocks = part ? backward_channel_blocks(g, chunks.items(g), threads) : 1;
+  const Geometry gs = channel_block(g, g.gc / blocks);
+  std::vector<BranchWeights<acc_t>> block_wts;
+  if (blocks > 1 && gxp)
+    for (int64_t j = 0; j < blocks; ++j) block_wts.push_back(flipped.block(g, gs, j * gs.gc));
+  const int64_t blen = rows_len(gs), len = gs.W * gs.gc;
+  const std::vector<acc_t> zero_bias(row_weights_len(gs), acc_t(0));
+  const BranchTaps offs(gs, [&](int b) { return rows_stride(gs, b); }, gs.gc);
+  at::parallel_for(0, chunks.items(g) * blocks, 1, [&](int64_t begin, int64_t end) {
+    RowBuffers<acc_t> gbufs(gs, chunks.rows_per_item, true), xbufs(gs, chunks.rows_per_item, part != nullptr);
     std::vector<acc_t> acc(chunks.rows_per_item * blen);
-    std::vector<acc_t> tap_acc(part ? (g.max_taps() + 1) * blen : 0);
+    std::vector<acc_t> tap_acc(part ? (gs.max_taps() + 1) * blen : 0);
     for (int64_t it = begin; it < end; ++it) {
-      const int64_t n = it / chunks.items_per_image;
-      const int64_t h0 = (it % chunks.items_per_image) * chunks.rows_per_item;
+      const int64_t item = it / blocks, j = it % blocks, k0 = j * gs.gc;
+      const int64_t n = item / chunks.items_per_image;
+      const int64_t h0 = (item % chunks.items_per_image) * chunks.rows_per_item;
       const int64_t h1 = std::min(g.H, h0 + chunks.rows_per_item);
       const scalar_t* gyn = gyp + n * gys.n;
-      load_rows(g, gyn, gys, h0, h1, gbufs, gxp ? gxp + n * gxs.n : nullptr, gxs);
-      if (part) load_rows(g, xp + n * xs.n, xs, h0, h1, xbufs, static_cast<scalar_t*>(nullptr), xs);
+      scalar_t* gxn = gxp ? gxp + n * gxs.n : nullptr;
+      if (blocks == 1) {
+        load_rows(gs, gyn, gys, h0, h1, gbufs, gxn, gxs);
+      } else {
+        load_rows(gs, gyn + k0 * gys.c, gys, h0, h1, gbufs, static_cast<scalar_t*>(nullptr), gys);
+        const int64_t i0 = g.c_id * j / blocks, i1 = g.c_id * (j + 1) / blocks;
+        if (gxn && i1 > i0)
+          for (int64_t h = h0; h < h1; ++h)
+            copy_rows(gxn + h * gxs.h + i0 * gxs.c, gxs.w, gyn + h * gys.h + i0 * gys.c, gys.w, g.W, i1 - i0);
+      }
+      if (part) load_rows(gs, xp + n * xs.n + k0 * xs.c, xs, h0, h1, xbufs, static_cast<scalar_t*>(nullptr), xs);
+      const BranchWeights<acc_t>& wts = block_wts.empty() ? flipped : block_wts[j];
       for (int b = 0; b < 3; ++b) {
-        if (gxp) {
-          conv_rows(g, b, gbufs[b], offs[b], flipped.row[b].data(), zero_bias.data(), h0, h1, gxp + n * gxs.n, gxs,
+        if (gxn) {
+          conv_rows(gs, b, gbufs[b], offs[b], wts.row[b].data(), zero_bias.data(), h0, h1, gxn + k0 * gxs.c, gxs,
                     acc.data());
         }
         if (!part) continue;
-        const int64_t gc = g.gc, stride = rows_stride(g, b), taps = g.taps(b), rows = h1 - h0;
+        const int64_t gc = gs.gc, stride = rows_stride(gs, b), taps = gs.taps(b), rows = h1 - h0;
         constexpr int64_t VL = simd_lanes<acc_t>();
         // grad_out rows of the chunk (inside the padding); past len they read zeros, and the
         // column blocks of 2 vectors end inside rows_len.
-        const acc_t* gr = gbufs[b] + g.pad_h(b) * stride + g.pad_w(b) * gc;
+        const acc_t* gr = gbufs[b] + gs.pad_h(b) * stride + gs.pad_w(b) * gc;
         // Column blocks outer, groups of taps inner: per-lane sums over the chunk's rows.
         for (int64_t e0 = 0; e0 < len; e0 += 2 * VL) {
           for_tap_groups(taps, [&](auto nt, int64_t t0) {
@@ -923,25 +946,26 @@ void backward_rows(const Geometry& g, const at::Tensor& gy, const at::Tensor& x,
           for (int64_t r = 0; r < rows; ++r) sum += vload(gr + r * stride + e0);
           vstore(bias_acc + e0, sum);
         }
-        acc_t* slot = part + it * L.item_size();
+        // The chunk's partials, this block's channels.
+        acc_t* slot = part + item * L.item_size() + k0;
         for (int64_t t = 0; t <= taps; ++t) {
           acc_t* dst = slot + L.at(b, t == taps ? L.slots - 1 : t, 0);
           const acc_t* ta = tap_acc.data() + t * blen;
-          const auto channel_sums = [&](int64_t k0) {  // channels k0 .. k0 + VL - 1, pixels in order
+          const auto channel_sums = [&](int64_t c0) {  // channels c0 .. c0 + VL - 1, pixels in order
             simd<acc_t> sum{};
-            for (int64_t w = 0; w < g.W; ++w) sum += vload(ta + w * gc + k0);
-            vstore(dst + k0, sum);
+            for (int64_t w = 0; w < gs.W; ++w) sum += vload(ta + w * gc + c0);
+            vstore(dst + c0, sum);
           };
-          int64_t k0 = 0;
-          for (; k0 + VL <= gc; k0 += VL) channel_sums(k0);
-          if (k0 < gc && gc >= VL) {  // the last vector overlapping the previous one: the same sums again
+          int64_t c0 = 0;
+          for (; c0 + VL <= gc; c0 += VL) channel_sums(c0);
+          if (c0 < gc && gc >= VL) {  // the last vector overlapping the previous one: the same sums again
             channel_sums(gc - VL);
-            k0 = gc;
+            c0 = gc;
           }
-          for (; k0 < gc; ++k0) {
+          for (; c0 < gc; ++c0) {
             acc_t sum = 0;
-            for (int64_t w = 0; w < g.W; ++w) sum += ta[w * gc + k0];
-            dst[k0] = sum;
+            for (int64_t w = 0; w < gs.W; ++w) sum += ta[w * gc + c0];
+            dst[c0] = sum;
           }
         }
       }
