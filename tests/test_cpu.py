@@ -151,6 +151,7 @@ def test_forward_same_bits_for_any_row_split(case):
     Case(N=1, C=80, H=5, W=9, gc=16, band=9, layout="strided_cl"),
     Case(N=2, C=48, H=3, W=4, gc=16, dilation=2, layout="channels_last", dtype=torch.float64),
     Case(N=1, C=96, H=6, W=5, gc=32, band=7, layout="channels_last", bias=False),
+    Case(N=1, C=72, H=4, W=7, gc=16, band=9, layout="channels_last", dtype=torch.bfloat16),
 ], ids=str)
 def test_backward_same_bits_for_any_split(case, poison):
     # With fewer row items than threads, the channels_last backward cuts each item's branches into
@@ -247,6 +248,33 @@ def test_cpu_autocast_forward_in_one_pass(monkeypatch, layout, C, gc, H, W):
     grad_out = torch.randn(x.shape)
     grad_out[:, 0] = -0.0  # identity channels pass through exactly
     check_autocast_one_pass_grads(monkeypatch, mod, x, torch.bfloat16, grad_out)
+
+
+@pytest.mark.parametrize("n_threads", [2, 4])
+def test_cpu_autocast_backward_channel_blocks(monkeypatch, n_threads):
+    # The one-pass autocast backward with channel blocks (one 7x7 channels_last image, 32 channels
+    # a branch: two blocks of 16 on 2 threads, four of 8 on 4): bit for bit the composition on as
+    # many threads (which takes the same blocks), and the one-pass result on 1 thread (no blocks).
+    torch.manual_seed(6)
+    mod = inception_dwconv.InceptionDWConv2d(160, band_kernel_size=9, branch_ratio=0.2, backend="cpu")
+    x = torch.randn(1, 160, 7, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad_out = torch.randn(x.shape)
+
+    def grads():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = mod(x)
+        return torch.autograd.grad(y, [x, *mod.parameters()], grad_out)
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = grads()
+        torch.set_num_threads(n_threads)
+        for a, b in zip(grads(), single):
+            assert torch.equal(a, b), "the autocast backward changed bits with the channel blocks"
+        check_autocast_one_pass_grads(monkeypatch, mod, x, torch.bfloat16, grad_out)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_raw_op_checks():
