@@ -169,13 +169,21 @@ struct RowChunks {
   int64_t rows_per_item = 1, items_per_image = 0;
   explicit RowChunks(const Geometry& g) {
     if (g.H == 0) return;
-    // About 16 items in all, of at least 8 rows: long chunks keep the rows read twice (the halo of
-    // the Kx1 branch, ph above and below each chunk) few; load_rows reads each row once per chunk.
+    // About 16 items in all, of at least 8 rows before even_out (which may leave 7): long chunks keep
+    // the rows read twice (the halo of the Kx1 branch, ph above and below each chunk) few; load_rows
+    // reads each row once per chunk.
     const int64_t want_per_image = std::max<int64_t>(1, (16 + g.N - 1) / std::max<int64_t>(g.N, 1));
     rows_per_item = std::max<int64_t>(std::min<int64_t>(g.H, 8), (g.H + want_per_image - 1) / want_per_image);
-    items_per_image = (g.H + rows_per_item - 1) / rows_per_item;
+    even_out(g);
   }
   int64_t items(const Geometry& g) const { return g.N * items_per_image; }
+  // The same number of chunks, of (nearly) equal rows: 14 rows as 7 + 7, not 8 + 6; 28 as four of 7,
+  // not 8 + 8 + 8 + 4, so that threads given whole chunks finish together.
+  void even_out(const Geometry& g) {
+    items_per_image = (g.H + rows_per_item - 1) / rows_per_item;
+    rows_per_item = (g.H + items_per_image - 1) / items_per_image;
+    items_per_image = (g.H + rows_per_item - 1) / rows_per_item;
+  }
 
   // The forward's split, which no sum depends on (an output's taps run in the same order in any
   // chunk), so it may follow the thread count: whole images when there are at least 4 per thread and
@@ -196,7 +204,7 @@ struct RowChunks {
       // 1x768x7x7 on 2 threads, one item: 26 us (the same as on one thread), two: 23 us.
       const int64_t want_per_image = (threads + g.N - 1) / g.N;
       c.rows_per_item = (g.H + want_per_image - 1) / want_per_image;
-      c.items_per_image = (g.H + c.rows_per_item - 1) / c.rows_per_item;
+      c.even_out(g);
     }
     return c;
   }
