@@ -149,8 +149,9 @@ void BranchWeights<acc_t>::round_to_bf16() {
       for (acc_t& e : *v) e = static_cast<acc_t>(Bf16RoundedFloat::round(static_cast<float>(e)));
 }
 
-// Weight-grad partials: one block per work item, laid out (branch, tap or bias, channel), taps
-// padded to max_taps + 1 (the last slot is the bias). Reduced over items in index order.
+// Weight-grad partials: one block per image (planes) or row chunk (rows; its channel blocks write
+// disjoint channels of it), laid out (branch, tap or bias, channel), taps padded to max_taps + 1
+// (the last slot is the bias). Reduced over the blocks in index order.
 struct PartialLayout {
   int64_t gc, slots;  // slots = max_taps + 1
   int64_t item_size() const { return 3 * slots * gc; }

@@ -8,8 +8,9 @@
 // Forward reads x once and writes y once: identity channels are copied, conv channels computed and
 // written straight into the output. Backward reads grad_out once: grad_x (identity channels pass
 // through, conv channels correlate grad_out with the flipped kernel) and the weight / bias partials
-// come from the same sweep. Partials are per work item, and work items depend on the shape only,
-// so the reduced weight grads have the same bits for any thread count.
+// come from the same sweep. Partials are per image (planes) or per row chunk (rows), which depend on
+// the shape only, so the reduced weight grads have the same bits for any thread count (the rows'
+// channel blocks, which follow the thread count, split a chunk's channels, not any channel's sum).
 //
 // Both conv schemes convert what a work item needs once into a zero-padded buffer in the
 // accumulation type; a tap is then a multiply-add over a shifted stretch of the buffer with no bounds
