@@ -8,6 +8,8 @@
 #   sweep     scripts/triton_sweep.py: Triton tile plans timed against the current heuristic
 #   bench     the benchmark CLI: every GPU backend vs eager and the copy floor
 #   models    benchmarks/bench_models.py: InceptionNeXt-T training / inference images/s per mixer
+#   cpu       the CPU benchmark on that machine's cores (CPU_THREADS, default all of them; batch 8
+#             and batch 1): how the CPU kernels scale past the 2 cores of the development VM
 #   bash scripts/gpu_check.sh [stage ...]
 # Logs go to benchmarks/results/gpu-<date>/, or to $OUT when set (the device tool): there as
 # summary.txt plus logs.tgz (rewritten after each stage, so a run cut short keeps what it did).
@@ -21,8 +23,11 @@
 #   MODELS_S=100 PROFILE_S=50 PROFILE_ARGS="--backends cuda,triton --modes fwdbwd --stages 7 --host-profile 50" \
 #   bash scripts/gpu_check.sh build test bench sweep models profile                (<= 590 s)
 # (the benchmark's amp-bf16 rows, with a triton-composed row each, need the longer BENCH_S; a
-# benchmark cut short by its limit still writes the rows it measured)
-# Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S MODELS_S (stage limits, seconds),
+# benchmark cut short by its limit still writes the rows it measured). The cpu stage took 9 s on
+# the 2-core development VM (CPU_THREADS=2); CPU_THREADS=16,4 on the GPU machine's 16 cores, last
+# in the list, measures the CPU kernels' scaling there.
+# Environment: BUILD_S TEST_S PROFILE_S SANITIZE_S SWEEP_S BENCH_S MODELS_S CPU_S (stage limits, seconds),
+#   CPU_THREADS (the cpu stage's thread counts, comma list),
 #   PROFILE_ARGS / MODELS_ARGS (gpu_profile.py / bench_models.py flags), PYTHON, MAX_JOBS,
 #   TESTS (pytest paths), XDIST_N (workers), BENCH_WORKLOADS (bench flags), BENCH_DTYPES (bench
 #   --dtype list; amp-bf16: fp32 tensors under autocast, the one-pass autocast kernels).
@@ -115,9 +120,21 @@ stage_models() {
     ${MODELS_ARGS:---dtype fp32,bf16 --layout channels_last --iters 10} --out "$dir"
 }
 
+stage_cpu() {
+  # each thread count at batch 8 (the development VM's benchmark) and batch 1, fused vs eager vs copy
+  for threads in $(echo "${CPU_THREADS:-$(nproc)}" | tr ',' ' '); do
+    for batch in 8 1; do
+      step "cpu benchmark, $threads threads, batch $batch" "${CPU_S:-120}" "cpu-t$threads-b$batch.txt" \
+        $PY -m inception_dwconv.bench --device cpu --threads "$threads" --preset tiny --batch "$batch" \
+        --layout nchw,channels_last --mode fwd,fwdbwd --backends reference,cpu --max-seconds 2 \
+        --csv "$dir/cpu-t$threads-b$batch.csv"
+    done
+  done
+}
+
 for s in $stages; do
   case $s in
-    build|profile|test|sanitize|sweep|bench|models) "stage_$s";;
+    build|profile|test|sanitize|sweep|bench|models|cpu) "stage_$s";;
     *) log "unknown stage: $s";;
   esac
 done
