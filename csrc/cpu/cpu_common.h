@@ -212,7 +212,7 @@ struct RowChunks {
 };
 
 // A channel block of the row loops: channels [k0, k0 + width) of each branch, seen as a geometry of
-// gc = width whose branches still start gc_full channels apart; the caller offsets its tensors'
+// gc = width whose branches still start g.gc channels apart; the caller offsets its tensors'
 // pointers by k0 channels. The row buffers, row weights and loops of a block then hold only its
 // channels.
 inline Geometry channel_block(const Geometry& g, int64_t width) {
@@ -222,7 +222,7 @@ inline Geometry channel_block(const Geometry& g, int64_t width) {
 }
 
 // How many equal channel blocks the backward's row items are cut into: 1, unless there are fewer
-// row items than threads (batch 1 at 7x7 and 14x14: 1 and 2 items; small batches on many cores),
+// row items than threads (at batch 1, 7x7 has 1 item and 14x14 2; small batches on many cores),
 // then up to one per idle thread, each a whole number of 8 channels wide. Each channel's
 // weight-grad sums run over the same pixels in the same order in any block, so the blocks may
 // follow the thread count: the results have the same bits for any.
