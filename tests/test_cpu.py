@@ -223,6 +223,39 @@ def test_16bit_is_the_fp32_kernel_rounded_once(layout, C, gc, H, W, dtype):
         _assert_same_16bit(a, b.to(dtype))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("layout", ["nchw", "strided"])
+@pytest.mark.parametrize("H,W,K,dilation", [(7, 7, 11, 1), (7, 7, 9, 1), (5, 8, 11, 1), (6, 3, 5, 1), (7, 7, 5, 2),
+                                             (4, 4, 3, 3), (3, 2, 9, 1)])
+def test_non_finite_inputs_reach_what_the_conv_reaches(H, W, K, dilation, layout, dtype):
+    # Maps whose rows fit in one vector take the 1xK branch as a banded product (kernels.h,
+    # band_plane), which multiplies x[h][k] into every lane of an output row; the lanes that x[h][k]
+    # does not reach must not see a NaN or inf there. NaN and inf inputs (forward) and grad_out
+    # values (grad_x) in the first and last columns of each branch: the output's NaN and inf
+    # positions must be the fp64 eager reference's, and the finite values close to it.
+    from helpers import assert_close, make_params, make_x, reference_fp64
+    case = Case(N=2, C=40, H=H, W=W, gc=10, band=K, dilation=dilation, dtype=dtype, layout=layout)
+    x, params = make_x(case), make_params(case)
+    grad_out = torch.randn(x.shape, dtype=torch.float64).to(dtype)
+    for t in (x, grad_out):
+        for branch in range(3):
+            c = 10 + 10 * branch
+            t[0, c, H // 2, 0] = float("nan")
+            t[1, c + 3, 0, W - 1] = float("inf")
+            t[1, c + 5, H - 1, 0] = -float("inf")
+    y = torch.ops.inception_dwconv.fused_forward(x, *params, dilation)
+    gx = torch.ops.inception_dwconv.fused_backward(grad_out, x, params[0], params[2], params[4], dilation,
+                                                   True, False)[0]
+    y_ref, gx_ref, _ = reference_fp64(x, params, dilation, grad_out)
+    for got, ref, what in ((y, y_ref, "output"), (gx, gx_ref, "grad_x")):
+        assert torch.equal(got.isnan(), ref.isnan()), f"{case}: {what} NaN positions"
+        assert torch.equal(got.isinf(), ref.isinf()) and torch.equal(got.isposinf(), ref.isposinf()), \
+            f"{case}: {what} inf positions"
+        assert ref.isnan().any() and ref.isinf().any() and ref[:, 10:].isfinite().any()
+        finite = ref.isfinite()
+        assert_close(got[finite], ref[finite], dtype, f"{case}: {what} finite values")
+
+
 def _assert_same_16bit(a, b):
     assert torch.equal(a.isnan(), b.isnan())
     keep = ~a.isnan()
@@ -331,7 +364,10 @@ def test_baseline_isa_kernels_match_reference():
         "                     Case(N=1, C=40, H=13, W=11, gc=10, square=5, band=7, dilation=2),\n"
         # channels_last rows of whole 64-byte blocks with gc even: the conv vectors stored straight
         # into y, those that straddle two pixels as two halves (kernels.h, conv_rows)
-        "                     Case(N=2, C=40, H=8, W=8, gc=10), Case(N=2, C=17, H=8, W=8, gc=5, band=5)):\n"
+        "                     Case(N=2, C=40, H=8, W=8, gc=10), Case(N=2, C=17, H=8, W=8, gc=5, band=5),\n"
+        # rows of at most one 16-byte vector: the 1xK branch as a banded product (band_plane)
+        "                     Case(N=2, C=40, H=5, W=4, gc=10, band=9), Case(N=1, C=40, H=6, W=3, gc=10, band=5,\n"
+        "                     dilation=2)):\n"
         "            check_backend(dataclasses.replace(case, dtype=dtype, layout=layout), 'cpu')\n"
         "print('ok')\n" % os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, INCEPTION_DWCONV_CPU_ISA="generic")

@@ -46,6 +46,14 @@ struct SimdOf<double> {
   typedef double type __attribute__((vector_size(kVecBytes), aligned(alignof(double)), may_alias));
 };
 template <>
+struct SimdOf<int32_t> {  // lane masks of float vectors
+  typedef int32_t type __attribute__((vector_size(kVecBytes), aligned(alignof(int32_t)), may_alias));
+};
+template <>
+struct SimdOf<int64_t> {  // lane masks of double vectors
+  typedef int64_t type __attribute__((vector_size(kVecBytes), aligned(alignof(int64_t)), may_alias));
+};
+template <>
 struct SimdOf<uint16_t> {  // 2-byte values (bf16, fp16) moved as bits, never computed on
   typedef uint16_t type __attribute__((vector_size(kVecBytes), aligned(alignof(uint16_t)), may_alias));
 };
@@ -503,6 +511,113 @@ void conv_rows_direct(const Geometry& g, int b, const acc_t* buf, const int64_t*
   }
 }
 
+// The 1xK branch (b = 1) on maps whose rows fit in one vector (W <= L: 7x7 in fp32 AVX2) as a
+// banded matrix product: out[h][:] = bias + sum_k x[h][k] * T_c[k][:], where T_c[k][w] is channel
+// c's tap j with k = w + j d - pw (zero if there is none). One multiply-add then gives a whole output
+// row, H x W of them a plane, where the flat loop (conv_plane) computes H x (W + pw) positions for
+// every tap: at 7x7 with K = 11, 49 vector multiply-adds instead of 121. An output's taps still run
+// in order of j from the bias, as in the flat loop, which also adds the zero padding's products
+// (zeros) that this one skips: the same sums. Where x[h][k] does not reach out[h][w], lane w of
+// its broadcast is masked to zero (T is zero there too), so a NaN or inf input reaches exactly the
+// outputs it reaches in the convolution.
+template <typename acc_t>
+struct BandWeights {
+  static constexpr int64_t L = simd_lanes<acc_t>();
+  using Bits = std::conditional_t<sizeof(acc_t) == 4, int32_t, int64_t>;
+  using IV = simd<Bits>;
+  bool active = false;         // whether the map takes this path
+  int64_t len = 0, first = 0;  // values per channel in rev; T_c[k] is the L values from first - k
+  std::vector<acc_t> rev;      // per channel: L zeros, the taps in reverse order d apart, L zeros
+  std::vector<Bits> mask;      // per k, L lanes: all ones in the lanes w < W that x[k] reaches
+  int64_t full_begin = 0, full_end = 0;  // the k that reach every w < W (one range, or none)
+  // wts: the branch's (gc, K) taps, in BranchWeights::plane order (flipped for grad_x).
+  BandWeights(const Geometry& g, int b, const std::vector<acc_t>& wts, bool wanted) {
+    const int64_t K = g.kw[b], d = g.dilation, pw = g.pad_w(b);
+    active = wanted && g.kh[b] == 1 && g.W >= 1 && g.W <= L;
+    if (!active) return;
+    len = 2 * L + (K - 1) * d + 1;
+    first = L + (K - 1) * d - pw;  // T_c[k][w] = rev[first - k + w] = tap (k - w + pw) / d
+    rev.assign(g.gc * len, acc_t(0));
+    for (int64_t c = 0; c < g.gc; ++c)
+      for (int64_t j = 0; j < K; ++j) rev[c * len + L + (K - 1 - j) * d] = wts[c * K + j];
+    mask.resize(g.W * L);
+    for (int64_t k = 0; k < g.W; ++k) {
+      bool full = true;
+      for (int64_t w = 0; w < L; ++w) {
+        const int64_t q = k - w + pw;  // = j d for the tap that joins x[k] to out[w]
+        const bool reach = w < g.W && q >= 0 && q <= (K - 1) * d && q % d == 0;
+        mask[k * L + w] = reach ? Bits(-1) : Bits(0);
+        if (w < g.W && !reach) full = false;
+      }
+      // With dilation 1 the k that reach every output are one range; with more, none (W > 1).
+      if (full && full_end == full_begin) full_begin = k, full_end = k + 1;
+      else if (full && full_end == k) full_end = k + 1;
+    }
+  }
+  const acc_t* channel(int64_t c) const { return rev.data() + c * len + first; }
+};
+
+// R output rows of a band plane (BandWeights), from the rows of the flat buffer of branch 1 at in
+// (S apart), each stored as one vector at out + r * out_step, except that the last row stores only
+// last_row_len values when that is not -1.
+template <typename acc_t, int64_t R>
+inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_t* in, int64_t S, int64_t W,
+                      acc_t bias, acc_t* out, int64_t out_step, int64_t last_row_len) {
+  using V = simd<acc_t>;
+  using IV = typename BandWeights<acc_t>::IV;
+  constexpr int64_t L = BandWeights<acc_t>::L;
+  V a[R];
+  for (int64_t r = 0; r < R; ++r) a[r] = V{} + bias;
+  const auto masked = [&](int64_t k) {
+    const IV m = vload(band.mask.data() + k * L);
+    const V tk = vload(t - k);
+    // x - 0 is x in every lane (0 + x would turn -0 into +0), and GCC makes it one broadcast.
+    for (int64_t r = 0; r < R; ++r) a[r] += (V)((IV)(in[r * S + k] - V{}) & m) * tk;
+  };
+  int64_t k = 0;
+  for (; k < band.full_begin; ++k) masked(k);
+  for (; k < band.full_end; ++k) {
+    const V tk = vload(t - k);
+    for (int64_t r = 0; r < R; ++r) a[r] += in[r * S + k] * tk;
+  }
+  for (; k < W; ++k) masked(k);
+  const int64_t full_rows = last_row_len >= 0 ? R - 1 : R;
+  for (int64_t r = 0; r < full_rows; ++r) vstore(out + r * out_step, a[r]);
+  if (last_row_len >= 0) {
+    alignas(64) acc_t last[L];
+    vstore(last, a[R - 1]);
+    copy_run(out + (R - 1) * out_step, 1, last, 1, last_row_len);
+  }
+}
+
+// The band plane of channel c (of BandWeights' branch), row h at out + h * out_step as one vector;
+// with `exact`, the plane's last row stores its W values alone (its vector would spill past the
+// plane; each other row's spill is overwritten by the next row, stored after it).
+template <typename acc_t>
+void band_plane(const Geometry& g, const BandWeights<acc_t>& band, int64_t c, const acc_t* buf, acc_t bias,
+                acc_t* out, int64_t out_step, bool exact) {
+  const int64_t S = flat_stride(g, 1);
+  const acc_t* t = band.channel(c);
+  const acc_t* in = buf + flat_origin(g, 1);
+  const auto tile = [&](auto rows, int64_t h) {
+    constexpr int64_t R = decltype(rows)::value;
+    const int64_t last = exact && h + R == g.H && g.W < BandWeights<acc_t>::L ? g.W : -1;
+    band_tile<acc_t, R>(band, t, in + h * S, S, g.W, bias, out + h * out_step, out_step, last);
+  };
+  int64_t h = 0;
+  for (; h + 8 <= g.H; h += 8) tile(std::integral_constant<int64_t, 8>{}, h);
+  switch (g.H - h) {
+    case 7: tile(std::integral_constant<int64_t, 7>{}, h); break;
+    case 6: tile(std::integral_constant<int64_t, 6>{}, h); break;
+    case 5: tile(std::integral_constant<int64_t, 5>{}, h); break;
+    case 4: tile(std::integral_constant<int64_t, 4>{}, h); break;
+    case 3: tile(std::integral_constant<int64_t, 3>{}, h); break;
+    case 2: tile(std::integral_constant<int64_t, 2>{}, h); break;
+    case 1: tile(std::integral_constant<int64_t, 1>{}, h); break;
+    default: break;
+  }
+}
+
 // out[h][w] = bias + sum_{i,j} wt[i][j] * x[h + i d - ph][w + j d - pw], from the flat buffer of the
 // plane (off: tap_offsets(g, b, flat_stride, 1)). A dense output plane of the accumulation type with
 // rows of 3 to 8 vectors gets its rows straight from conv_rows_direct (at 56x56, fp32 AVX2: forward
@@ -510,10 +625,13 @@ void conv_rows_direct(const Geometry& g, int b, const acc_t* buf, const int64_t*
 // vectors, it measured no faster, and is not used). Otherwise the whole flat plane is computed into
 // `flat` (flat_len values), and the W values of each row are copied out; a bf16 / fp16 output with rows
 // shorter than a vector gets them gathered densely after flat_len first (flat holds flat_len_max + H
-// x W values) and narrowed in one run.
+// x W values) and narrowed in one run. `band` (BandWeights, active for this branch and map) replaces
+// the flat loop by band_plane for channel band_channel: straight into a dense output of the
+// accumulation type, else into `flat` with the same copies out.
 template <typename scalar_t, typename acc_t>
 void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt, acc_t bias,
-                acc_t* flat, scalar_t* out, const Strides4& os) {
+                acc_t* flat, scalar_t* out, const Strides4& os, const BandWeights<acc_t>* band = nullptr,
+                int64_t band_channel = 0) {
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
     constexpr int64_t L = simd_lanes<acc_t>();
     if (os.w == 1 && os.h == g.W && g.W > 2 * L && g.W <= 8 * L) {
@@ -530,9 +648,16 @@ void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, 
   const int64_t S = flat_stride(g, b), n_out = g.H * S, taps = g.taps(b);
   // 8 vectors of flat positions per tile (8 independent multiply-add chains), the tail in one tile.
   constexpr int64_t L = simd_lanes<acc_t>(), B = 8 * L;
-  int64_t p = 0;
-  for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, 8>(buf + p, 0, off, taps, wt, 0, &bias, flat + p, 0);
-  if (p < n_out) conv_tile_n<acc_t>((n_out - p + L - 1) / L, buf + p, off, taps, wt, &bias, flat + p);
+  if (band != nullptr) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {  // dense rows: straight into out
+      if (os.w == 1 && os.h == g.W) return band_plane(g, *band, band_channel, buf, bias, out, g.W, true);
+    }
+    band_plane(g, *band, band_channel, buf, bias, flat, S, false);
+  } else {
+    int64_t p = 0;
+    for (; p + B <= n_out; p += B) conv_tile<false, acc_t, 1, 8>(buf + p, 0, off, taps, wt, 0, &bias, flat + p, 0);
+    if (p < n_out) conv_tile_n<acc_t>((n_out - p + L - 1) / L, buf + p, off, taps, wt, &bias, flat + p);
+  }
   if (S == g.W && os.w == 1 && os.h == g.W) return copy_run(out, 1, flat, 1, g.H * g.W);  // dense, no gaps
   if constexpr (kVectorConversion<scalar_t, acc_t>) {
     if (os.w == 1 && os.h == g.W && g.W < 8) {  // rows shorter than a vector: narrowed in one run
@@ -653,9 +778,10 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   const scalar_t* xp = static_cast<const scalar_t*>(x.data_ptr());  // untyped: Bf16RoundedFloat too
   scalar_t* yp = static_cast<scalar_t*>(y.data_ptr());
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
+  const BandWeights<acc_t> band(g, 1, bw.plane[1], true);
   at::parallel_for(0, PlaneCursor::items(g, true), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> bufs(g, true);
-    std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W);
+    std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W + kBlock);  // + kBlock: band_plane's whole-vector rows
     PlaneCursor at(g, true, begin);
     for (int64_t p = begin; p < end; ++p, at.next()) {
       const scalar_t* xn = xp + at.n * xs.n;
@@ -668,7 +794,7 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
       const int64_t c = at.channel();
       load_plane(g, b, xn + c * xs.c, xs, bufs[b], flat.data());
       conv_plane(g, b, bufs[b], offs[b], bw.plane[b].data() + at.k * g.taps(b), bw.bias[b][at.k], flat.data(),
-                 yn + c * ys.c, ys);
+                 yn + c * ys.c, ys, b == 1 && band.active ? &band : nullptr, at.k);
     }
   });
 }
@@ -681,10 +807,11 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
   const BackwardTensors<scalar_t> t(gy, x, gx);
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   const bool identity = t.gxp != nullptr;
+  const BandWeights<acc_t> band(g, 1, flipped.plane[1], identity);
   // A conv item's partials go to block n, the slots of its channel: disjoint across items.
   at::parallel_for(0, PlaneCursor::items(g, identity), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> gbufs(g, true), xbufs(g, part != nullptr);
-    std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W), tap_sums(g.max_taps() + 1);
+    std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W + kBlock), tap_sums(g.max_taps() + 1);  // as forward's
     std::vector<acc_t> lanes((g.max_taps() + 1) * simd_lanes<acc_t>());
     PlaneCursor at(g, identity, begin);
     for (int64_t p = begin; p < end; ++p, at.next()) {
@@ -698,7 +825,7 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
       load_plane(g, b, t.gyp + n * t.gys.n + c * t.gys.c, t.gys, gbufs[b], flat.data());
       if (t.gxp) {
         conv_plane(g, b, gbufs[b], offs[b], flipped.plane[b].data() + k * g.taps(b), acc_t(0), flat.data(),
-                   t.gxp + n * t.gxs.n + c * t.gxs.c, t.gxs);
+                   t.gxp + n * t.gxs.n + c * t.gxs.c, t.gxs, b == 1 && band.active ? &band : nullptr, k);
       }
       if (!part) continue;
       load_plane(g, b, t.xp + n * t.xs.n + c * t.xs.c, t.xs, xbufs[b], flat.data());
