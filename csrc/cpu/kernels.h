@@ -591,8 +591,9 @@ inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_
 }
 
 // The band plane of channel c (of BandWeights' branch), row h at out + h * out_step as one vector;
-// with `exact`, the plane's last row stores its W values alone (its vector would spill past the
-// plane; each other row's spill is overwritten by the next row, stored after it).
+// with `exact` (rows of at least half a vector, out_step = W), the plane's last row stores its W
+// values alone (its vector would spill past the plane; each other row's spill lands in the next
+// row, stored after it).
 template <typename acc_t>
 void band_plane(const Geometry& g, const BandWeights<acc_t>& band, int64_t c, const acc_t* buf, acc_t bias,
                 acc_t* out, int64_t out_step, bool exact) {
@@ -649,8 +650,10 @@ void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, 
   // 8 vectors of flat positions per tile (8 independent multiply-add chains), the tail in one tile.
   constexpr int64_t L = simd_lanes<acc_t>(), B = 8 * L;
   if (band != nullptr) {
-    if constexpr (std::is_same_v<scalar_t, acc_t>) {  // dense rows: straight into out
-      if (os.w == 1 && os.h == g.W) return band_plane(g, *band, band_channel, buf, bias, out, g.W, true);
+    // Dense rows of at least half a vector: straight into out (a row's vector then spills into the
+    // next row alone; rows of 1 - 3 fp32 values would spill past the plane, into another item's).
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      if (os.w == 1 && os.h == g.W && 2 * g.W >= L) return band_plane(g, *band, band_channel, buf, bias, out, g.W, true);
     }
     band_plane(g, *band, band_channel, buf, bias, flat, S, false);
   } else {
