@@ -228,11 +228,12 @@ def test_16bit_is_the_fp32_kernel_rounded_once(layout, C, gc, H, W, dtype):
 @pytest.mark.parametrize("H,W,K,dilation", [(7, 7, 11, 1), (7, 7, 9, 1), (5, 8, 11, 1), (6, 3, 5, 1), (7, 7, 5, 2),
                                              (4, 4, 3, 3), (3, 2, 9, 1)])
 def test_non_finite_inputs_reach_what_the_conv_reaches(H, W, K, dilation, layout, dtype):
-    # Maps whose rows fit in one vector take the 1xK branch as a banded product (kernels.h,
-    # band_plane), which multiplies x[h][k] into every lane of an output row; the lanes that x[h][k]
-    # does not reach must not see a NaN or inf there. NaN and inf inputs (forward) and grad_out
-    # values (grad_x) in the first and last columns of each branch: the output's NaN and inf
-    # positions must be the fp64 eager reference's, and the finite values close to it.
+    # Maps whose rows fit in one vector take the 1xK and Kx1 branches as banded products (kernels.h,
+    # band_plane), which multiply x[h][k] into every lane of an output row (1xK) and a row of x into
+    # every output row (Kx1); the outputs that x does not reach must not see a NaN or inf from it.
+    # NaN and inf inputs (forward) and grad_out values (grad_x) at the edges of each branch's map:
+    # the output's NaN and inf positions must be the fp64 eager reference's, and the finite values
+    # close to it.
     from helpers import assert_close, make_params, make_x, reference_fp64
     case = Case(N=2, C=40, H=H, W=W, gc=10, band=K, dilation=dilation, dtype=dtype, layout=layout)
     x, params = make_x(case), make_params(case)
@@ -365,9 +366,10 @@ def test_baseline_isa_kernels_match_reference():
         # channels_last rows of whole 64-byte blocks with gc even: the conv vectors stored straight
         # into y, those that straddle two pixels as two halves (kernels.h, conv_rows)
         "                     Case(N=2, C=40, H=8, W=8, gc=10), Case(N=2, C=17, H=8, W=8, gc=5, band=5),\n"
-        # rows of at most one 16-byte vector: the 1xK branch as a banded product (band_plane)
+        # rows of at most one 16-byte vector: the 1xK branch as a banded product (band_plane), and
+        # the Kx1 branch too where H is at most a vector as well
         "                     Case(N=2, C=40, H=5, W=4, gc=10, band=9), Case(N=1, C=40, H=6, W=3, gc=10, band=5,\n"
-        "                     dilation=2)):\n"
+        "                     dilation=2), Case(N=2, C=40, H=3, W=4, gc=10, band=9)):\n"
         "            check_backend(dataclasses.replace(case, dtype=dtype, layout=layout), 'cpu')\n"
         "print('ok')\n" % os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, INCEPTION_DWCONV_CPU_ISA="generic")

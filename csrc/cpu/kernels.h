@@ -511,45 +511,53 @@ void conv_rows_direct(const Geometry& g, int b, const acc_t* buf, const int64_t*
   }
 }
 
-// The 1xK branch (b = 1) on maps whose rows fit in one vector (W <= L: 7x7 in fp32 AVX2) as a
-// banded matrix product: out[h][:] = bias + sum_k x[h][k] * T_c[k][:], where T_c[k][w] is channel
-// c's tap j with k = w + j d - pw (zero if there is none). One multiply-add then gives a whole output
-// row, H x W of them a plane, where the flat loop (conv_plane) computes H x (W + pw) positions for
-// every tap: at 7x7 with K = 11, 49 vector multiply-adds instead of 121. An output's taps still run
-// in order of j from the bias, as in the flat loop, which also adds the zero padding's products
-// (zeros) that this one skips: the same sums. Where x[h][k] does not reach out[h][w], lane w of
-// its broadcast is masked to zero (T is zero there too), so a NaN or inf input reaches exactly the
-// outputs it reaches in the convolution.
+// The 1-D branches on maps whose rows fit in one vector (W <= L: 7x7 in fp32 AVX2) as banded
+// matrix products, with one multiply-add per input value and output row:
+//  * 1xK (b = 1): out[h][:] = bias + sum_k x[h][k] * T_c[k][:], T_c[k][w] being channel c's tap j
+//    with k = w + j d - pw (zero if there is none): H x W multiply-adds a plane, where the flat loop
+//    (conv_plane) computes H x (W + pw) positions for every tap (7x7, K = 11: 49 instead of 121);
+//  * Kx1 (b = 2, also H <= L): out[h][:] = bias + sum_k U_c[h][k] * x[k][:], U_c[h][k] the tap i
+//    with k = h + i d - ph: H x H (49 instead of 77).
+// An output's taps still run in order from the bias, as in the flat loop, which also adds the zero
+// padding's products (zeros) that these skip: the same sums. Where x[k] does not reach an output
+// (lane w of the 1xK row, row h of the Kx1 plane), the x it would multiply is masked to zero (the
+// tap is zero there too), so a NaN or inf input reaches exactly the outputs it reaches in the
+// convolution. T_c[k] and U_c[.][k] are read from one run per channel: the taps reversed, d apart,
+// between zeros, at first - k + w (or + h).
 template <typename acc_t>
 struct BandWeights {
   static constexpr int64_t L = simd_lanes<acc_t>();
   using Bits = std::conditional_t<sizeof(acc_t) == 4, int32_t, int64_t>;
   using IV = simd<Bits>;
+  int b = 1;
   bool active = false;         // whether the map takes this path
-  int64_t len = 0, first = 0;  // values per channel in rev; T_c[k] is the L values from first - k
+  int64_t len = 0, first = 0;  // values per channel in rev; the tap joining x[k] to output o at first - k + o
   std::vector<acc_t> rev;      // per channel: L zeros, the taps in reverse order d apart, L zeros
-  std::vector<Bits> mask;      // per k, L lanes: all ones in the lanes w < W that x[k] reaches
-  int64_t full_begin = 0, full_end = 0;  // the k that reach every w < W (one range, or none)
+  std::vector<Bits> mask;      // per k, L lanes: all ones for the outputs o < n that x[k] reaches
+  int64_t full_begin = 0, full_end = 0;  // the k that reach every output (one range, or none)
   // wts: the branch's (gc, K) taps, in BranchWeights::plane order (flipped for grad_x).
-  BandWeights(const Geometry& g, int b, const std::vector<acc_t>& wts, bool wanted) {
-    const int64_t K = g.kw[b], d = g.dilation, pw = g.pad_w(b);
-    active = wanted && g.kh[b] == 1 && g.W >= 1 && g.W <= L;
+  BandWeights(const Geometry& g, int branch, const std::vector<acc_t>& wts, bool wanted) : b(branch) {
+    const bool rows = b == 1;  // along W (1xK) or along H (Kx1)
+    const int64_t K = rows ? g.kw[b] : g.kh[b], d = g.dilation, pad = rows ? g.pad_w(b) : g.pad_h(b);
+    const int64_t n = rows ? g.W : g.H;  // the outputs along the conv's axis
+    active = wanted && b != 0 && (rows ? g.kh[b] : g.kw[b]) == 1 && g.W >= 1 && g.W <= L &&
+             (rows || g.H <= L);
     if (!active) return;
     len = 2 * L + (K - 1) * d + 1;
-    first = L + (K - 1) * d - pw;  // T_c[k][w] = rev[first - k + w] = tap (k - w + pw) / d
+    first = L + (K - 1) * d - pad;  // rev[first - k + o] = tap (k - o + pad) / d
     rev.assign(g.gc * len, acc_t(0));
     for (int64_t c = 0; c < g.gc; ++c)
       for (int64_t j = 0; j < K; ++j) rev[c * len + L + (K - 1 - j) * d] = wts[c * K + j];
-    mask.resize(g.W * L);
-    for (int64_t k = 0; k < g.W; ++k) {
+    mask.resize(n * L);
+    for (int64_t k = 0; k < n; ++k) {
       bool full = true;
-      for (int64_t w = 0; w < L; ++w) {
-        const int64_t q = k - w + pw;  // = j d for the tap that joins x[k] to out[w]
-        const bool reach = w < g.W && q >= 0 && q <= (K - 1) * d && q % d == 0;
-        mask[k * L + w] = reach ? Bits(-1) : Bits(0);
-        if (w < g.W && !reach) full = false;
+      for (int64_t o = 0; o < L; ++o) {
+        const int64_t q = k - o + pad;  // = j d for the tap that joins x[k] to output o
+        const bool reach = o < n && q >= 0 && q <= (K - 1) * d && q % d == 0;
+        mask[k * L + o] = reach ? Bits(-1) : Bits(0);
+        if (o < n && !reach) full = false;
       }
-      // With dilation 1 the k that reach every output are one range; with more, none (W > 1).
+      // With dilation 1 the k that reach every output are one range; with more, none (n > 1).
       if (full && full_end == full_begin) full_begin = k, full_end = k + 1;
       else if (full && full_end == k) full_end = k + 1;
     }
@@ -557,10 +565,11 @@ struct BandWeights {
   const acc_t* channel(int64_t c) const { return rev.data() + c * len + first; }
 };
 
-// R output rows of a band plane (BandWeights), from the rows of the flat buffer of branch 1 at in
-// (S apart), each stored as one vector at out + r * out_step, except that the last row stores only
-// last_row_len values when that is not -1.
-template <typename acc_t, int64_t R>
+// R output rows of a band plane (BandWeights) from the rows of branch B's flat buffer at in (S
+// apart), each stored as one vector at out + r * out_step, except that the last row stores only
+// last_row_len values when that is not -1. B = 1: rows of one tile, x[r][k] broadcast; B = 2: the
+// plane's R = H rows, x[k] a row vector.
+template <int B, typename acc_t, int64_t R>
 inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_t* in, int64_t S, int64_t W,
                       acc_t bias, acc_t* out, int64_t out_step, int64_t last_row_len) {
   using V = simd<acc_t>;
@@ -568,19 +577,28 @@ inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_
   constexpr int64_t L = BandWeights<acc_t>::L;
   V a[R];
   for (int64_t r = 0; r < R; ++r) a[r] = V{} + bias;
-  const auto masked = [&](int64_t k) {
-    const IV m = vload(band.mask.data() + k * L);
-    const V tk = vload(t - k);
-    // x - 0 is x in every lane (0 + x would turn -0 into +0), and GCC makes it one broadcast.
-    for (int64_t r = 0; r < R; ++r) a[r] += (V)((IV)(in[r * S + k] - V{}) & m) * tk;
+  const int64_t n = B == 1 ? W : R;
+  const auto step = [&](int64_t k, bool full) {
+    const typename BandWeights<acc_t>::Bits* m = band.mask.data() + k * L;
+    if constexpr (B == 1) {
+      const V tk = vload(t - k);
+      // x - 0 is x in every lane (0 + x would turn -0 into +0), and GCC makes it one broadcast.
+      if (full)
+        for (int64_t r = 0; r < R; ++r) a[r] += in[r * S + k] * tk;
+      else
+        for (int64_t r = 0; r < R; ++r) a[r] += (V)((IV)(in[r * S + k] - V{}) & vload(m)) * tk;
+    } else {
+      const V xk = vload(in + k * S);
+      if (full)
+        for (int64_t r = 0; r < R; ++r) a[r] += t[r - k] * xk;
+      else
+        for (int64_t r = 0; r < R; ++r) a[r] += t[r - k] * (V)((IV)xk & (m[r] - IV{}));
+    }
   };
   int64_t k = 0;
-  for (; k < band.full_begin; ++k) masked(k);
-  for (; k < band.full_end; ++k) {
-    const V tk = vload(t - k);
-    for (int64_t r = 0; r < R; ++r) a[r] += in[r * S + k] * tk;
-  }
-  for (; k < W; ++k) masked(k);
+  for (; k < band.full_begin; ++k) step(k, false);
+  for (; k < band.full_end; ++k) step(k, true);
+  for (; k < n; ++k) step(k, false);
   const int64_t full_rows = last_row_len >= 0 ? R - 1 : R;
   for (int64_t r = 0; r < full_rows; ++r) vstore(out + r * out_step, a[r]);
   if (last_row_len >= 0) {
@@ -597,16 +615,17 @@ inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_
 template <typename acc_t>
 void band_plane(const Geometry& g, const BandWeights<acc_t>& band, int64_t c, const acc_t* buf, acc_t bias,
                 acc_t* out, int64_t out_step, bool exact) {
-  const int64_t S = flat_stride(g, 1);
+  const int64_t S = flat_stride(g, band.b);
   const acc_t* t = band.channel(c);
-  const acc_t* in = buf + flat_origin(g, 1);
+  const acc_t* in = buf + flat_origin(g, band.b);
   const auto tile = [&](auto rows, int64_t h) {
     constexpr int64_t R = decltype(rows)::value;
     const int64_t last = exact && h + R == g.H && g.W < BandWeights<acc_t>::L ? g.W : -1;
-    band_tile<acc_t, R>(band, t, in + h * S, S, g.W, bias, out + h * out_step, out_step, last);
+    if (band.b == 1) band_tile<1, acc_t, R>(band, t, in + h * S, S, g.W, bias, out + h * out_step, out_step, last);
+    else band_tile<2, acc_t, R>(band, t, in, S, g.W, bias, out, out_step, last);
   };
   int64_t h = 0;
-  for (; h + 8 <= g.H; h += 8) tile(std::integral_constant<int64_t, 8>{}, h);
+  for (; h + 8 <= g.H; h += 8) tile(std::integral_constant<int64_t, 8>{}, h);  // b = 1 only (b = 2: H <= L)
   switch (g.H - h) {
     case 7: tile(std::integral_constant<int64_t, 7>{}, h); break;
     case 6: tile(std::integral_constant<int64_t, 6>{}, h); break;
@@ -781,7 +800,7 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   const scalar_t* xp = static_cast<const scalar_t*>(x.data_ptr());  // untyped: Bf16RoundedFloat too
   scalar_t* yp = static_cast<scalar_t*>(y.data_ptr());
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
-  const BandWeights<acc_t> band(g, 1, bw.plane[1], true);
+  const BandWeights<acc_t> band[2] = {{g, 1, bw.plane[1], true}, {g, 2, bw.plane[2], true}};  // 1xK, Kx1
   at::parallel_for(0, PlaneCursor::items(g, true), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> bufs(g, true);
     std::vector<acc_t> flat(flat_len_max(g) + g.H * g.W + kBlock);  // + kBlock: band_plane's whole-vector rows
@@ -797,7 +816,7 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
       const int64_t c = at.channel();
       load_plane(g, b, xn + c * xs.c, xs, bufs[b], flat.data());
       conv_plane(g, b, bufs[b], offs[b], bw.plane[b].data() + at.k * g.taps(b), bw.bias[b][at.k], flat.data(),
-                 yn + c * ys.c, ys, b == 1 && band.active ? &band : nullptr, at.k);
+                 yn + c * ys.c, ys, b > 0 && band[b - 1].active ? &band[b - 1] : nullptr, at.k);
     }
   });
 }
@@ -810,7 +829,7 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
   const BackwardTensors<scalar_t> t(gy, x, gx);
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   const bool identity = t.gxp != nullptr;
-  const BandWeights<acc_t> band(g, 1, flipped.plane[1], identity);
+  const BandWeights<acc_t> band[2] = {{g, 1, flipped.plane[1], identity}, {g, 2, flipped.plane[2], identity}};
   // A conv item's partials go to block n, the slots of its channel: disjoint across items.
   at::parallel_for(0, PlaneCursor::items(g, identity), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> gbufs(g, true), xbufs(g, part != nullptr);
@@ -828,7 +847,7 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
       load_plane(g, b, t.gyp + n * t.gys.n + c * t.gys.c, t.gys, gbufs[b], flat.data());
       if (t.gxp) {
         conv_plane(g, b, gbufs[b], offs[b], flipped.plane[b].data() + k * g.taps(b), acc_t(0), flat.data(),
-                   t.gxp + n * t.gxs.n + c * t.gxs.c, t.gxs, b == 1 && band.active ? &band : nullptr, k);
+                   t.gxp + n * t.gxs.n + c * t.gxs.c, t.gxs, b > 0 && band[b - 1].active ? &band[b - 1] : nullptr, k);
       }
       if (!part) continue;
       load_plane(g, b, t.xp + n * t.xs.n + c * t.xs.c, t.xs, xbufs[b], flat.data());
