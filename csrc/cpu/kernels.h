@@ -493,15 +493,15 @@ inline void conv_tile_rows(int64_t rows, const acc_t* in, int64_t row_step, cons
 }
 
 // The plane's output rows straight into a dense plane of acc_t (no flat staging, no row copies),
-// tiles of up to R rows x NV vectors (R * NV <= 9 chains of multiply-adds). For NV >= 3 vectors a
-// row (W > 2 vectors), a row's last vector spills past its W values by less than a vector, into
+// tiles of up to R rows x NV vectors (R * NV <= 9 chains of multiply-adds). For NV >= 2 vectors a
+// row (W > 1 vector), a row's last vector spills past its W values by less than a vector, into
 // the next row, which is stored later; only the last row's would spill past the plane, so the last
 // tile stores that row's W values alone.
 template <typename acc_t, int64_t NV>
 void conv_rows_direct(const Geometry& g, int b, const acc_t* buf, const int64_t* off, const acc_t* wt, acc_t bias,
                       acc_t* out) {
-  static_assert(NV >= 3, "rows of fewer than 3 vectors would spill further than the next row");
-  constexpr int64_t L = simd_lanes<acc_t>(), R = NV == 3 ? 3 : NV <= 6 ? 2 : 1;
+  static_assert(NV >= 2, "rows of one vector would spill further than the next row");
+  constexpr int64_t L = simd_lanes<acc_t>(), R = NV == 2 ? 4 : NV == 3 ? 3 : NV <= 6 ? 2 : 1;
   const int64_t S = flat_stride(g, b), W = g.W, H = g.H, taps = g.taps(b);
   const int64_t last_row_len = W % L == 0 ? -1 : W;
   for (int64_t h = 0; h < H; h += R) {
@@ -647,7 +647,8 @@ void band_plane(const Geometry& g, const BandWeights<acc_t>& band, int64_t c, co
 // plane (off: tap_offsets(g, b, flat_stride, 1)). A dense output plane of the accumulation type with
 // rows of 3 to 8 vectors gets its rows straight from conv_rows_direct (at 56x56, fp32 AVX2: forward
 // 19% and backward 8% faster, with the prefetch change below; at 14x14 and 7x7, rows of one or two
-// vectors, it measured no faster, and is not used). Otherwise the whole flat plane is computed into
+// vectors, it measured no faster for all branches together, and is used there for the 1xK branch
+// with rows of two vectors alone, below). Otherwise the whole flat plane is computed into
 // `flat` (flat_len values), and the W values of each row are copied out; a bf16 / fp16 output with rows
 // shorter than a vector gets them gathered densely after flat_len first (flat holds flat_len_max + H
 // x W values) and narrowed in one run. `band` (BandWeights, active for this branch and map) replaces
@@ -659,6 +660,11 @@ void conv_plane(const Geometry& g, int b, const acc_t* buf, const int64_t* off, 
                 int64_t band_channel = 0) {
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
     constexpr int64_t L = simd_lanes<acc_t>();
+    // The 1xK branch with rows of two vectors (14x14 in fp32) too: its flat rows are W + pw long (19
+    // at K = 11), so the flat loop computes 1.36x the outputs where whole-vector rows compute 1.14x,
+    // and no copies out. (The other branches' flat rows are W + 1 and W: no gain there.)
+    if (os.w == 1 && os.h == g.W && b == 1 && g.W > L && g.W <= 2 * L)
+      return conv_rows_direct<acc_t, 2>(g, b, buf, off, wt, bias, out);
     if (os.w == 1 && os.h == g.W && g.W > 2 * L && g.W <= 8 * L) {
       switch ((g.W + L - 1) / L) {
         case 3: return conv_rows_direct<acc_t, 3>(g, b, buf, off, wt, bias, out);
