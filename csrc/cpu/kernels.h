@@ -566,10 +566,10 @@ struct BandWeights {
 };
 
 // R output rows of a band plane (BandWeights) from the input rows at in (S apart: branch B's flat
-// buffer, or the plane itself), each stored as one vector at out + r * out_step, except that the last row stores only
-// last_row_len values when that is not -1. B = 1: rows of one tile, x[r][k] broadcast; B = 2: the
-// plane's R = H rows, x[k] a row vector, the last one read from last_in (a vector's worth of
-// values) rather than from in, which may end there.
+// buffer, or the plane itself), each stored as one vector at out + r * out_step, except that the
+// last row stores only last_row_len values when that is not -1. B = 1: rows of one tile, x[r][k]
+// broadcast; B = 2: the plane's R = H rows, x[k] a row vector, the last one read from last_in (a
+// vector's worth of values) rather than from in, which may end there.
 template <int B, typename acc_t, int64_t R>
 inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_t* in, int64_t S, int64_t W,
                       acc_t bias, acc_t* out, int64_t out_step, int64_t last_row_len, const acc_t* last_in) {
