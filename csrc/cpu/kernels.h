@@ -609,6 +609,16 @@ inline void band_tile(const BandWeights<acc_t>& band, const acc_t* t, const acc_
   }
 }
 
+// Calls f(std::integral_constant<int64_t, n>{}) for a run-time 1 <= n <= M: the row count of a
+// register tile made a template argument (band_plane, square3_plane).
+template <int64_t M, typename F>
+inline void with_rows(int64_t n, F&& f) {
+  if constexpr (M > 0) {
+    if (n == M) return f(std::integral_constant<int64_t, M>{});
+    with_rows<M - 1>(n, f);
+  }
+}
+
 // The band plane of channel c (of BandWeights' branch) from x(0, 0) of the plane at in, rows S
 // apart (a flat buffer, or a dense plane of x itself: only its H x W values are read), row h of the
 // output at out + h * out_step as one vector; with `exact` (rows of at least half a vector,
@@ -631,16 +641,7 @@ void band_plane(const Geometry& g, const BandWeights<acc_t>& band, int64_t c, co
   };
   int64_t h = 0;
   for (; h + 8 <= g.H; h += 8) tile(std::integral_constant<int64_t, 8>{}, h);  // b = 1 only (b = 2: H <= L)
-  switch (g.H - h) {
-    case 7: tile(std::integral_constant<int64_t, 7>{}, h); break;
-    case 6: tile(std::integral_constant<int64_t, 6>{}, h); break;
-    case 5: tile(std::integral_constant<int64_t, 5>{}, h); break;
-    case 4: tile(std::integral_constant<int64_t, 4>{}, h); break;
-    case 3: tile(std::integral_constant<int64_t, 3>{}, h); break;
-    case 2: tile(std::integral_constant<int64_t, 2>{}, h); break;
-    case 1: tile(std::integral_constant<int64_t, 1>{}, h); break;
-    default: break;
-  }
+  with_rows<7>(g.H - h, [&](auto rows) { tile(rows, h); });
 }
 
 // out[h][w] = bias + sum_{i,j} wt[i][j] * x[h + i d - ph][w + j d - pw], from the flat buffer of the
@@ -805,9 +806,9 @@ void copy_planes(const Geometry& g, const scalar_t* src, const Strides4& ss, sca
   for (int64_t c = c0; c < c1; ++c) copy_plane(src + c * ss.c, ss, dst + c * ds.c, ds, g.H, g.W);
 }
 
-// The 3x3 branch with dilation 1 on planes read in place (band_in_place) of at most 8 rows, all of
-// them in registers: for each input row, its vector and the two shifted by one value (loads at -1
-// and +1, the lane that falls outside the row masked to zero), each multiplied into the up to
+// The 3x3 branch with dilation 1 on planes read in place (small_planes_in_place) of at most 8 rows,
+// all of them in registers: for each input row, its vector and the two shifted by one value (loads
+// at -1 and +1, the lane that falls outside the row masked to zero), each multiplied into the up to
 // three output rows it reaches. Row 0 and row H - 1 come from zero-padded local copies, so no read
 // leaves the plane. An output's taps run in the flat loop's order from the bias (the three rows up
 // to down, each left to right), padding rows skipped: the same sums, no flat buffer, no copies out.
@@ -860,16 +861,7 @@ inline void square3_tile(const Square3<acc_t>& sq, const acc_t* in, int64_t W, c
 template <typename acc_t>
 void square3_plane(const Geometry& g, const Square3<acc_t>& sq, const acc_t* in, const acc_t* wt, acc_t bias,
                    acc_t* out) {
-  switch (g.H) {
-    case 1: return square3_tile<acc_t, 1>(sq, in, g.W, wt, bias, out);
-    case 2: return square3_tile<acc_t, 2>(sq, in, g.W, wt, bias, out);
-    case 3: return square3_tile<acc_t, 3>(sq, in, g.W, wt, bias, out);
-    case 4: return square3_tile<acc_t, 4>(sq, in, g.W, wt, bias, out);
-    case 5: return square3_tile<acc_t, 5>(sq, in, g.W, wt, bias, out);
-    case 6: return square3_tile<acc_t, 6>(sq, in, g.W, wt, bias, out);
-    case 7: return square3_tile<acc_t, 7>(sq, in, g.W, wt, bias, out);
-    default: return square3_tile<acc_t, 8>(sq, in, g.W, wt, bias, out);
-  }
+  with_rows<8>(g.H, [&](auto rows) { square3_tile<acc_t, decltype(rows)::value>(sq, in, g.W, wt, bias, out); });
 }
 
 // Whether the band branches (BandWeights) and the 3x3 one (Square3) read their planes in place and
@@ -877,13 +869,13 @@ void square3_plane(const Geometry& g, const Square3<acc_t>& sq, const acc_t* in,
 // least half a vector (as in conv_plane). No flat buffer then (nor its load): 8x768x7x7 forward 15%
 // - 18% faster for the band branches, then 12% for the 3x3 one.
 template <typename scalar_t, typename acc_t>
-bool band_in_place(const Geometry& g, const Strides4& in, const Strides4& out) {
+bool small_planes_in_place(const Geometry& g, const Strides4& in, const Strides4& out) {
   return std::is_same_v<scalar_t, acc_t> && in.w == 1 && in.h == g.W && out.w == 1 && out.h == g.W &&
          2 * g.W >= simd_lanes<acc_t>();
 }
 
-// Plane k of branch b from the dense plane `in` straight into `out` (band_in_place holds), by
-// band_plane or square3_plane when the branch takes one; false when it takes neither.
+// Plane k of branch b from the dense plane `in` straight into `out` (small_planes_in_place holds),
+// by band_plane or square3_plane when the branch takes one; false when it takes neither.
 template <typename acc_t>
 bool plane_in_place(const Geometry& g, const BandWeights<acc_t> (&band)[2], const Square3<acc_t>& sq,
                     const BranchWeights<acc_t>& w, int b, int64_t k, acc_t bias, const acc_t* in, acc_t* out) {
@@ -906,7 +898,7 @@ void forward_planes(const Geometry& g, const at::Tensor& x, const BranchWeights<
   scalar_t* yp = static_cast<scalar_t*>(y.data_ptr());
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   const BandWeights<acc_t> band[2] = {{g, 1, bw.plane[1], true}, {g, 2, bw.plane[2], true}};  // 1xK, Kx1
-  const bool in_place = band_in_place<scalar_t, acc_t>(g, xs, ys);
+  const bool in_place = small_planes_in_place<scalar_t, acc_t>(g, xs, ys);
   const Square3<acc_t> sq(g);
   at::parallel_for(0, PlaneCursor::items(g, true), 1, [&](int64_t begin, int64_t end) {
     FlatBuffers<acc_t> bufs(g, true);
@@ -941,7 +933,8 @@ void backward_planes(const Geometry& g, const at::Tensor& gy, const at::Tensor& 
   const BranchTaps offs(g, [&](int b) { return flat_stride(g, b); }, 1);
   const bool identity = t.gxp != nullptr;
   const BandWeights<acc_t> band[2] = {{g, 1, flipped.plane[1], identity}, {g, 2, flipped.plane[2], identity}};
-  const bool in_place = identity && !part && band_in_place<scalar_t, acc_t>(g, t.gys, t.gxs);  // grad_x alone
+  // grad_x alone (with the weight grads, grad_out goes to the flat buffers for the dot products)
+  const bool in_place = identity && !part && small_planes_in_place<scalar_t, acc_t>(g, t.gys, t.gxs);
   const Square3<acc_t> sq(g);
   // A conv item's partials go to block n, the slots of its channel: disjoint across items.
   at::parallel_for(0, PlaneCursor::items(g, identity), 1, [&](int64_t begin, int64_t end) {
