@@ -234,7 +234,9 @@ def test_16bit_is_the_fp32_kernel_rounded_once(layout, C, gc, H, W, dtype):
 def test_non_finite_inputs_reach_what_the_conv_reaches(H, W, K, dilation, layout, dtype):
     # Maps whose rows fit in one vector take the 1xK and Kx1 branches as banded products (kernels.h,
     # band_plane), which multiply x[h][k] into every lane of an output row (1xK) and a row of x into
-    # every output row (Kx1); the outputs that x does not reach must not see a NaN or inf from it.
+    # every output row (Kx1), and dense fp32 ones the 3x3 branch as rows shifted by one value
+    # (square3_plane, the lane shifted in from the next row masked); the outputs that x does not
+    # reach must not see a NaN or inf from it.
     # NaN and inf inputs (forward) and grad_out values (grad_x) at the edges of each branch's map:
     # the output's NaN and inf positions must be the fp64 eager reference's, and the finite values
     # close to it.
